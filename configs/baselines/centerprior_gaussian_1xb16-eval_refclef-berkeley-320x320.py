@@ -1,0 +1,6 @@
+_base_ = [
+    '../_base_/models/center_prior.py', '../_base_/datasets/refclef_berkeley.py',
+    '../_base_/default_runtime.py'
+]
+test_cfg = dict(type='TestLoop')
+val_cfg = dict(type='ValLoop')

@@ -1,0 +1,4 @@
+from .refcoco import RefCOCODataset, load_instances, load_refs
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['RefCOCODataset', 'load_instances', 'load_refs']

@@ -1,0 +1,240 @@
+"""Referring datasets in the refer-toolkit layout (RefCOCO/+/g, ReferIt)."""
+import json
+import os.path as osp
+import pickle
+import random
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence, Union
+
+from mmengine.dataset import BaseDataset
+from mmengine.fileio import get_local_path
+
+from mmwris.registry import DATASETS
+
+REFER_SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC')
+REF_KEYS = ('ref_id', 'ann_id', 'image_id', 'split', 'sentences')
+
+
+def load_refs(refs_file: str) -> List[dict]:
+    """Load and validate a refer-toolkit ``refs(<splitBy>).p`` pickle."""
+    with get_local_path(refs_file) as local_path:
+        try:
+            with open(local_path, 'rb') as f:
+                refs = pickle.load(f, encoding='latin1')
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
+                AttributeError, ImportError, IndexError) as e:
+            raise ValueError(f'{refs_file} is not a refer refs pickle: '
+                             f'{type(e).__name__}: {e}') from e
+    if not isinstance(refs, list) or not refs:
+        raise ValueError(f'{refs_file} is not a refer refs pickle: expected '
+                         f'a non-empty list of ref dicts, got '
+                         f'{type(refs).__name__}.')
+    for i, ref in enumerate(refs):
+        missing = [k for k in REF_KEYS
+                   if not isinstance(ref, dict) or k not in ref]
+        if missing:
+            raise ValueError(f'{refs_file} is not a refer refs pickle: record '
+                             f'{i} lacks the keys {missing}.')
+    return refs
+
+
+def load_instances(ann_file: str) -> tuple:
+    """Load a COCO ``instances.json``; return (images, annotations) by id."""
+    with get_local_path(ann_file) as local_path:
+        try:
+            with open(local_path) as f:
+                coco = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{ann_file} is not valid JSON: {e}') from e
+    if not isinstance(coco, dict) or 'images' not in coco \
+            or 'annotations' not in coco:
+        raise ValueError(f'{ann_file} is not a COCO instances file (needs '
+                         '"images" and "annotations").')
+    images = {img['id']: img for img in coco['images']}
+    anns = {ann['id']: ann for ann in coco['annotations']}
+    return images, anns
+
+
+@DATASETS.register_module()
+class RefCOCODataset(BaseDataset):
+    """RefCOCO / RefCOCO+ / RefCOCOg / ReferIt in the refer-toolkit layout.
+
+    ``data_root/ann_file`` is the COCO ``instances.json``,
+    ``data_root/refs_file`` the ``refs(<splitBy>).p`` pickle and
+    ``data_root/data_prefix['img_path']`` the images folder.
+
+    Test mode (``test_mode=True``) yields one sample per (ref, sentence) so
+    every expression is evaluated. Training mode yields one sample per ref
+    with a random expression on every draw, plus ``num_negatives``
+    expressions of *other* objects of the same image (``neg_texts``, TRIS's
+    calibration negatives), topped up from other images when the image has
+    too few.
+
+    Args:
+        refs_file (str): Refs pickle, relative to ``data_root``.
+        split (str | Sequence[str]): refer split name(s): ``train``, ``val``,
+            ``test``, ``testA``, ``testB``. With several, each sample records
+            its ``split`` and metrics report every split separately.
+        num_negatives (int): Same-image negative expressions per training
+            sample. Defaults to 0.
+        check_images (bool): Check at build time that every image file
+            exists. Defaults to True.
+        allow_plain_flip (bool): Permit a plain ``RandomFlip`` in the
+            pipeline (it corrupts "left"/"right" expressions; use
+            ``RandomFlipWithText``). Defaults to False.
+    """
+    METAINFO = dict(classes=('background', 'target'),
+                    palette=[[0, 0, 0], [255, 255, 255]])
+
+    def __init__(self,
+                 refs_file: str = 'refs(unc).p',
+                 split: Union[str, Sequence[str]] = 'train',
+                 num_negatives: int = 0,
+                 check_images: bool = True,
+                 allow_plain_flip: bool = False,
+                 ann_file: str = 'instances.json',
+                 data_prefix: dict = dict(img_path='images'),
+                 **kwargs) -> None:
+        self.refs_file = refs_file
+        self.splits = [split] if isinstance(split, str) else list(split)
+        if not self.splits:
+            raise ValueError('split must name at least one split.')
+        self.num_negatives = num_negatives
+        self.check_images = check_images
+        super().__init__(
+            ann_file=ann_file, data_prefix=data_prefix, **kwargs)
+        if not allow_plain_flip:
+            self._reject_plain_flip()
+
+    def _join_prefix(self) -> None:
+        super()._join_prefix()
+        if self.data_root and not osp.isabs(self.refs_file):
+            self.refs_file = osp.join(self.data_root, self.refs_file)
+
+    def _reject_plain_flip(self) -> None:
+        for transform in self.pipeline.transforms:
+            name = type(transform).__name__
+            if name == 'RandomFlip' and 'horizontal' in str(
+                    getattr(transform, 'direction', 'horizontal')):
+                raise ValueError(
+                    'A plain horizontal RandomFlip mirrors the image but not '
+                    'the expression ("the man on the left" becomes wrong). '
+                    'Use RandomFlipWithText, or set allow_plain_flip=True.')
+
+    def load_data_list(self) -> List[dict]:
+        refs = load_refs(self.refs_file)
+        images, anns = load_instances(self.ann_file)
+        available = sorted({ref['split'] for ref in refs})
+        for split in self.splits:
+            if split not in available:
+                raise ValueError(
+                    f'Unknown split "{split}" for {self.refs_file}: it has '
+                    f'{available} (refer split names are {REFER_SPLITS}).')
+
+        per_sentence = self.test_mode
+        data_list = []
+        checked_images = set()
+        for ref in refs:
+            if ref['split'] not in self.splits:
+                continue
+            info = self._parse_ref(ref, images, anns)
+            if self.check_images and info['img_path'] not in checked_images:
+                if not osp.isfile(info['img_path']):
+                    raise FileNotFoundError(
+                        f'Image {info["img_path"]} of ref_id={ref["ref_id"]} '
+                        f'(image_id={ref["image_id"]}, {self.refs_file}) '
+                        'does not exist.')
+                checked_images.add(info['img_path'])
+            if per_sentence:
+                for sent_id, text in info.pop('sentences'):
+                    data_list.append(dict(info, sent_id=sent_id, text=text))
+            else:
+                data_list.append(info)
+        if not data_list:
+            raise ValueError(f'No refs of split {self.splits} in '
+                             f'{self.refs_file}.')
+        if not per_sentence:
+            self._attach_same_image_texts(data_list)
+        return data_list
+
+    def _parse_ref(self, ref: dict, images: Dict[int, dict],
+                   anns: Dict[int, dict]) -> dict:
+        """Turn one refer record into a data info dict."""
+        where = f'ref_id={ref["ref_id"]} in {self.refs_file}'
+        ann = anns.get(ref['ann_id'])
+        if ann is None:
+            raise KeyError(f'{where} has ann_id={ref["ann_id"]}, which is '
+                           f'not in {self.ann_file}.')
+        img = images.get(ref['image_id'])
+        if img is None:
+            raise KeyError(f'{where} has image_id={ref["image_id"]}, which '
+                           f'is not in {self.ann_file}.')
+        sentences = []
+        for sent in ref['sentences']:
+            text = str(sent.get('sent', sent.get('raw', ''))).strip()
+            if not text:
+                raise ValueError(f'{where}: sent_id={sent.get("sent_id")} '
+                                 'is an empty expression.')
+            sentences.append((sent['sent_id'], text))
+        if not sentences:
+            raise ValueError(f'{where} has no expressions.')
+        x, y, w, h = ann['bbox']
+        return dict(
+            img_path=osp.join(self.data_prefix.get('img_path', ''),
+                              img['file_name']),
+            ref_id=ref['ref_id'],
+            ann_id=ref['ann_id'],
+            image_id=ref['image_id'],
+            category_id=ref.get('category_id', ann.get('category_id')),
+            split=ref['split'],
+            height=img['height'],
+            width=img['width'],
+            segmentation=ann['segmentation'],
+            gt_bbox=[float(x), float(y), float(x + w), float(y + h)],
+            sentences=sentences)
+
+    @staticmethod
+    def _attach_same_image_texts(data_list: List[dict]) -> None:
+        """Give each ref the expressions of the other refs of its image."""
+        by_image = defaultdict(list)
+        for info in data_list:
+            by_image[info['image_id']].append(info)
+        for infos in by_image.values():
+            for info in infos:
+                info['other_ref_texts'] = [
+                    [text for _, text in other['sentences']]
+                    for other in infos if other is not info]
+
+    def prepare_data(self, idx: int) -> Optional[dict]:
+        data_info = self.get_data_info(idx)
+        if 'sentences' in data_info:
+            data_info['sent_id'], data_info['text'] = random.choice(
+                data_info.pop('sentences'))
+            data_info['neg_texts'] = self._sample_negatives(
+                data_info.pop('other_ref_texts'), data_info['image_id'])
+        try:
+            return self.pipeline(data_info)
+        except Exception as e:
+            message = (f'{e} (while loading ref_id={data_info["ref_id"]}, '
+                       f'sent_id={data_info["sent_id"]}, image '
+                       f'{data_info["img_path"]})')
+            try:
+                error = type(e)(message)
+            except TypeError:
+                error = RuntimeError(message)
+            raise error from e
+
+    def _sample_negatives(self, other_ref_texts: List[List[str]],
+                          image_id: int) -> List[str]:
+        """One random expression per other object of the image, then random
+        expressions of other images until there are ``num_negatives``."""
+        k = self.num_negatives
+        others = random.sample(other_ref_texts, min(k, len(other_ref_texts)))
+        negatives = [random.choice(texts) for texts in others]
+        for _ in range(100 * k):
+            if len(negatives) >= k:
+                break
+            other = self.get_data_info(random.randrange(len(self)))
+            if other['image_id'] != image_id:
+                negatives.append(random.choice(other['sentences'])[1])
+        return negatives

@@ -1,0 +1,8 @@
+from .formatting import PackRISInputs
+from .loading import LoadRISAnnotations, decode_coco_segmentation
+from .text_flip import RandomFlipWithText, swap_left_right
+
+__all__ = [
+    'LoadRISAnnotations', 'PackRISInputs', 'RandomFlipWithText',
+    'decode_coco_segmentation', 'swap_left_right'
+]

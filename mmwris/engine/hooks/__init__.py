@@ -1,0 +1,3 @@
+from .visualization_hook import RISVisualizationHook
+
+__all__ = ['RISVisualizationHook']

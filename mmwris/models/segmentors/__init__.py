@@ -1,0 +1,7 @@
+from .base_ris import BaseRISSegmentor, normalize_response
+from .center_prior import CenterPriorSegmentor, centered_gaussian
+
+__all__ = [
+    'BaseRISSegmentor', 'CenterPriorSegmentor', 'centered_gaussian',
+    'normalize_response'
+]
