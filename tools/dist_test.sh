@@ -12,7 +12,7 @@ CKPT_ARG=("$CHECKPOINT")
 [ "$CHECKPOINT" = "none" ] && CKPT_ARG=()
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-python -m torch.distributed.run \
+${PYTHON:-python} -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

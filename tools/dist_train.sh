@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_train.sh CONFIG GPUS [ARGS...]
-# Works on CPU too (gloo backend); set OMP_NUM_THREADS to cores / GPUS.
+# PYTHON selects the interpreter. Works on CPU too (gloo backend); set OMP_NUM_THREADS to cores / GPUS.
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -9,7 +9,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-python -m torch.distributed.run \
+${PYTHON:-python} -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

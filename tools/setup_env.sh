@@ -4,13 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${MMWRIS_VENV:-.venv}
-PYTHON=${PYTHON:-python3}
+BASE_PYTHON=${BASE_PYTHON:-python3}
 STAMP="$VENV/.mmwris-installed"
 REQ_HASH=$(cat requirements/*.txt setup.py | sha1sum | cut -d' ' -f1)
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "[setup] creating $VENV"
-    "$PYTHON" -m venv "$VENV"
+    "$BASE_PYTHON" -m venv "$VENV"
 fi
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$REQ_HASH" ] \
         && "$VENV/bin/python" -c "import mmwris" 2>/dev/null; then

@@ -72,7 +72,10 @@ def main():
 
     if args.launcher != 'none':
         # Evaluation needs no DDP (and DDP refuses parameter-free models).
-        cfg.model_wrapper_cfg = dict(type='RISTestWrapper')
+        # mmengine looks wrapper types up in its root registry only, hence
+        # the full import path.
+        cfg.model_wrapper_cfg = dict(
+            type='mmwris.engine.model_wrappers.RISTestWrapper')
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()

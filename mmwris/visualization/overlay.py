@@ -11,7 +11,8 @@ def draw_ris_overlay(image: np.ndarray,
                      response: Optional[np.ndarray] = None,
                      pred_mask: Optional[np.ndarray] = None,
                      gt_mask: Optional[np.ndarray] = None,
-                     alpha: float = 0.45) -> np.ndarray:
+                     alpha: float = 0.45,
+                     min_side: int = 320) -> np.ndarray:
     """Draw one referring prediction.
 
     Args:
@@ -24,10 +25,19 @@ def draw_ris_overlay(image: np.ndarray,
         gt_mask (np.ndarray, optional): ``[H, W]`` GT mask, drawn as a red
             contour.
         alpha (float): Heat-map opacity.
+        min_side (int): Smaller pictures are enlarged (nearest neighbour)
+            to this shorter side so that small images stay legible.
 
     Returns:
         np.ndarray: ``[H + banner, W, 3]`` uint8 RGB picture.
     """
+    factor = max(1, int(np.ceil(min_side / min(image.shape[:2]))))
+    if factor > 1:
+        def enlarge(array):
+            return None if array is None else np.repeat(
+                np.repeat(array, factor, axis=0), factor, axis=1)
+        image, response, pred_mask, gt_mask = map(
+            enlarge, (image, response, pred_mask, gt_mask))
     canvas = image.astype(np.float32).copy()
     height, width = canvas.shape[:2]
     if response is not None:
@@ -47,7 +57,7 @@ def draw_ris_overlay(image: np.ndarray,
             mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(canvas, contours, -1, colour, thickness)
 
-    scale = max(0.35, width / 900)
+    scale = max(0.45, width / 900)
     line_h = int(28 * scale) + 4
     chars = max(10, int(width / (11 * scale)))
     lines = textwrap.wrap(text, chars) or ['']

@@ -1,0 +1,263 @@
+"""Referring image segmentation metric: PointM, PointIt, AccBox and IoUs."""
+import json
+import os
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+from mmengine.structures import BaseDataElement
+from mmengine.utils import mkdir_or_exist
+from prettytable import PrettyTable
+
+from mmwris.registry import METRICS
+from ..functional import (box_iou, mask_intersection_union, mask_to_box,
+                          point_in_box, point_in_mask, to_numpy)
+
+_ID_KEYS = ('ref_id', 'sent_id', 'image_id')
+_DUMP_KEYS = ('split', ) + _ID_KEYS + ('iou', 'point_hit', 'pointit_hit',
+                                       'box_hit')
+
+
+def _scalar(value):
+    """Turn a 0-d tensor / numpy scalar into a plain Python value."""
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        return to_numpy(value).item()
+    return value
+
+
+def _map_2d(sample: dict, key: str) -> np.ndarray:
+    """The ``[H, W]`` array of a ``{'data': [1, H, W]}`` field of a sample."""
+    if key not in sample:
+        raise KeyError(f'data sample has no {key!r} field')
+    data = to_numpy(sample[key]['data'])
+    if data.ndim == 3 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim != 2:
+        raise ValueError(f'{key} must have shape [1, H, W] or [H, W], '
+                         f'got {data.shape}')
+    return data
+
+
+@METRICS.register_module()
+class RISMetric(BaseMetric):
+    """Referring image segmentation metric.
+
+    Per sample it computes, from the response map ``seg_logits`` [1, H, W],
+    the predicted mask and the GT mask / box:
+
+    - ``PointM``: the response peak lies on the GT mask (TRIS).
+    - ``PointIt``: the centre of the peak pixel lies in the GT box
+      (pointing game).
+    - ``AccBox``: the box of the predicted mask (see ``box_mode``) has
+      IoU > 0.5 with the GT box; an empty prediction is a miss.
+    - mask intersection, union and IoU (1.0 when both masks are empty).
+
+    ``compute_metrics`` reports, per ``split`` (keys ``'{split}/{name}'``;
+    samples without a split give plain ``name`` keys), in percent:
+    ``PointM``, ``PointIt``, ``AccBox``, ``mIoU`` (mean per-sample IoU),
+    ``oIoU`` (sum of intersections / sum of unions), ``Prec@X`` (share of
+    samples with IoU >= X) and ``num_samples``.
+
+    Args:
+        mask_threshold (float, optional): If set, the predicted mask is
+            ``response >= mask_threshold``; otherwise the model's
+            ``pred_sem_seg`` is used. Defaults to None.
+        eval_size (tuple[int, int], optional): ``(H, W)`` to evaluate at:
+            the response is resized bilinearly, the GT mask and
+            ``pred_sem_seg`` nearest, and the GT box scaled, before
+            anything is computed (with ``mask_threshold`` set, the resized
+            response is thresholded). Some repos evaluate at 480x480.
+            None evaluates at each image's original resolution.
+            Defaults to None.
+        prec_thresholds (Sequence[float]): IoU thresholds of ``Prec@X``.
+            Defaults to (0.5, 0.6, 0.7, 0.8, 0.9).
+        box_mode (str): How ``AccBox`` boxes the predicted mask:
+            ``'largest_cc'`` (largest 8-connected component) or ``'all'``
+            (all foreground pixels). Defaults to 'largest_cc'.
+        collect_device (str): Device for collecting results across ranks,
+            'cpu' or 'gpu'. Defaults to 'cpu'.
+        prefix (str, optional): Prefix of the metric names. Defaults to None.
+        output_file (str, optional): If set, one JSON line per sample with
+            ``split``, ``ref_id``, ``sent_id``, ``image_id``, ``iou``,
+            ``point_hit``, ``pointit_hit`` and ``box_hit`` is written there
+            (atomically) after evaluation. Defaults to None.
+    """
+
+    def __init__(self,
+                 mask_threshold: Optional[float] = None,
+                 eval_size: Optional[Tuple[int, int]] = None,
+                 prec_thresholds: Sequence[float] = (0.5, 0.6, 0.7, 0.8,
+                                                     0.9),
+                 box_mode: str = 'largest_cc',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 output_file: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if box_mode not in ('largest_cc', 'all'):
+            raise ValueError(
+                f"box_mode must be 'largest_cc' or 'all', got {box_mode!r}")
+        if eval_size is not None:
+            eval_size = tuple(int(s) for s in eval_size)
+            if len(eval_size) != 2 or min(eval_size) <= 0:
+                raise ValueError('eval_size must be (H, W) with positive '
+                                 f'sizes, got {eval_size}')
+        self.mask_threshold = (None if mask_threshold is None else
+                               float(mask_threshold))
+        self.eval_size = eval_size
+        self.prec_thresholds = tuple(float(t) for t in prec_thresholds)
+        self.box_mode = box_mode
+        self.output_file = output_file
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        """Store the per-sample hits and pixel counts of a batch.
+
+        Args:
+            data_batch: Unused.
+            data_samples (Sequence[dict]): ``SegDataSample.to_dict()``-style
+                dicts with ``seg_logits``, ``pred_sem_seg``, ``gt_sem_seg``
+                (each ``{'data': [1, H, W]}``) and metainfo keys
+                ``gt_bbox`` (xyxy) and optionally ``split``, ``ref_id``,
+                ``sent_id``, ``image_id``, ``mask_threshold``.
+        """
+        for sample in data_samples:
+            if isinstance(sample, BaseDataElement):
+                sample = sample.to_dict()
+            self.results.append(self._process_sample(sample))
+
+    def _process_sample(self, sample: dict) -> dict:
+        response = _map_2d(sample, 'seg_logits').astype(np.float32)
+        gt_mask = _map_2d(sample, 'gt_sem_seg') > 0
+        if sample.get('gt_bbox') is None:
+            raise KeyError('data sample has no gt_bbox (xyxy GT box)')
+        gt_box = to_numpy(sample['gt_bbox']).astype(np.float64).reshape(4)
+        pred_sem_seg = None
+        if self.mask_threshold is None:
+            pred_sem_seg = _map_2d(sample, 'pred_sem_seg') > 0
+        for name, arr in (('seg_logits', response),
+                          ('pred_sem_seg', pred_sem_seg)):
+            if arr is not None and arr.shape != gt_mask.shape:
+                raise ValueError(f'{name} {arr.shape} and gt_sem_seg '
+                                 f'{gt_mask.shape} differ in shape')
+
+        if self.eval_size is not None:
+            (h, w), (eh, ew) = gt_mask.shape, self.eval_size
+            response = cv2.resize(
+                response, (ew, eh), interpolation=cv2.INTER_LINEAR)
+            gt_mask = self._resize_mask(gt_mask)
+            if pred_sem_seg is not None:
+                pred_sem_seg = self._resize_mask(pred_sem_seg)
+            gt_box = gt_box * np.array([ew / w, eh / h, ew / w, eh / h])
+
+        if self.mask_threshold is not None:
+            pred_mask = response >= self.mask_threshold
+        else:
+            pred_mask = pred_sem_seg
+        pred_box = mask_to_box(pred_mask, self.box_mode)
+        inter, union = mask_intersection_union(pred_mask, gt_mask)
+
+        result = dict(split=sample.get('split'))
+        result.update({k: _scalar(sample.get(k)) for k in _ID_KEYS})
+        result.update(
+            mask_threshold=_scalar(sample.get('mask_threshold')),
+            intersection=inter,
+            union=union,
+            iou=inter / union if union > 0 else 1.0,
+            point_hit=point_in_mask(response, gt_mask),
+            pointit_hit=point_in_box(response, gt_box),
+            box_hit=pred_box is not None and box_iou(pred_box, gt_box) > 0.5)
+        return result
+
+    def _resize_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Nearest-neighbour resize of a bool mask [H, W] to eval_size."""
+        eh, ew = self.eval_size
+        return cv2.resize(
+            mask.astype(np.uint8), (ew, eh),
+            interpolation=cv2.INTER_NEAREST) > 0
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Aggregate per-sample results into per-split percentages."""
+        if not results:
+            raise ValueError(
+                'RISMetric has no results to evaluate: process() received '
+                'no data samples (is the evaluation dataloader empty?)')
+        groups: Dict[Optional[str], List[dict]] = OrderedDict()
+        for result in results:
+            groups.setdefault(result['split'], []).append(result)
+
+        metrics, rows = {}, []
+        for split, group in groups.items():
+            summary = self._summarize(group)
+            rows.append(['all' if split is None else split] +
+                        list(summary.values()))
+            for name, value in summary.items():
+                metrics[name if split is None else f'{split}/{name}'] = value
+
+        self._log(results, list(summary.keys()), rows)
+        if self.output_file is not None:
+            self._dump(results)
+        return metrics
+
+    def _summarize(self, group: List[dict]) -> Dict[str, float]:
+        """Metrics (percent) of one group of per-sample results."""
+        ious = np.array([r['iou'] for r in group], dtype=np.float64)
+        total_union = sum(r['union'] for r in group)
+        total_inter = sum(r['intersection'] for r in group)
+
+        def percent(value: float) -> float:
+            return round(float(value) * 100, 2)
+
+        summary = OrderedDict(
+            PointM=percent(np.mean([r['point_hit'] for r in group])),
+            PointIt=percent(np.mean([r['pointit_hit'] for r in group])),
+            AccBox=percent(np.mean([r['box_hit'] for r in group])),
+            mIoU=percent(ious.mean()),
+            oIoU=percent((total_inter /
+                          total_union) if total_union > 0 else 0.0))
+        for t in self.prec_thresholds:
+            summary[f'Prec@{t:g}'] = percent((ious >= t).mean())
+        summary['num_samples'] = len(group)
+        return summary
+
+    def _log(self, results: List[dict], names: List[str],
+             rows: List[list]) -> None:
+        """Log the per-split table, the mask threshold and resolution."""
+        table = PrettyTable(['split'] + names)
+        for row in rows:
+            table.add_row(row)
+        if self.mask_threshold is not None:
+            threshold = f'metric option: {self.mask_threshold:g}'
+        else:
+            used = sorted({
+                r['mask_threshold']
+                for r in results if r['mask_threshold'] is not None
+            })
+            threshold = 'from the model: ' + (', '.join(
+                f'{t:g}' for t in used) if used else 'unknown')
+        resolution = ('original' if self.eval_size is None else
+                      '{}x{}'.format(*self.eval_size))
+        logger = MMLogger.get_current_instance()
+        logger.info('RIS results:\n' + table.get_string())
+        logger.info(f'Mask threshold {threshold}; '
+                    f'evaluation resolution: {resolution}')
+
+    def _dump(self, results: List[dict]) -> None:
+        """Write one JSON line per sample to ``output_file`` atomically."""
+        path = osp.abspath(self.output_file)
+        mkdir_or_exist(osp.dirname(path))
+        tmp_path = f'{path}.tmp{os.getpid()}'
+        try:
+            with open(tmp_path, 'w') as f:
+                for result in results:
+                    record = {k: result[k] for k in _DUMP_KEYS}
+                    f.write(json.dumps(record) + '\n')
+            os.replace(tmp_path, path)
+        finally:
+            if osp.exists(tmp_path):
+                os.remove(tmp_path)
+        MMLogger.get_current_instance().info(
+            f'Per-sample RIS results written to {path}')
