@@ -23,7 +23,7 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

@@ -1,0 +1,7 @@
+_base_ = [
+    '../_base_/models/tris_clip-r50.py', '../_base_/datasets/refcoco_unc.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/tris_15e.py'
+]
+# Paper recipe: batch 48 (47 in-batch negatives per image), K = 6
+# same-image calibration negatives (the released code uses 3).
+train_dataloader = dict(batch_size=48, dataset=dict(num_negatives=6))

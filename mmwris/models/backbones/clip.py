@@ -1,0 +1,411 @@
+"""CLIP image and text towers built with open_clip, weights from local files.
+
+Nothing here downloads: an architecture is built from open_clip's bundled
+configs (or from explicit ``open_clip.model.CLIP`` kwargs) and weights come
+only from the file given as ``pretrained``.
+"""
+import copy
+import logging
+import os.path as osp
+import warnings
+from functools import lru_cache
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmwris.registry import MODELS
+
+ArchType = Union[str, dict]
+
+# Keys of OpenAI's TorchScript checkpoints that are not parameters.
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+
+
+def _read_state_dict(path: str) -> Tuple[Dict[str, Tensor], bool]:
+    """Read a CLIP state dict from a plain, wrapped or TorchScript file.
+
+    Returns:
+        tuple: The state dict and whether the file was TorchScript (OpenAI).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'CLIP weights file "{path}" does not exist (mmwris never '
+            'downloads weights: give the path of a local file).')
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                'ignore', message='.*TorchScript archive.*')
+            checkpoint = torch.load(
+                path, map_location='cpu', weights_only=True)
+    except Exception as load_error:
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings('ignore', category=FutureWarning)
+                checkpoint = torch.jit.load(path, map_location='cpu')
+        except Exception:
+            raise RuntimeError(
+                f'Cannot read CLIP weights from "{path}": {load_error}'
+            ) from load_error
+    scripted = isinstance(checkpoint, torch.jit.ScriptModule)
+    if scripted:
+        checkpoint = checkpoint.state_dict()
+    if isinstance(checkpoint, dict):
+        for key in ('state_dict', 'model'):
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'"{path}" holds a {type(checkpoint).__name__}, not '
+                        'a CLIP state dict.')
+    state_dict = {}
+    for key, value in checkpoint.items():
+        if key in _OPENAI_EXTRA_KEYS:
+            continue
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        state_dict[key] = value
+    return state_dict, scripted
+
+
+def _list_keys(keys: List[str], limit: int = 10) -> str:
+    shown = ', '.join(keys[:limit])
+    more = f', ... ({len(keys) - limit} more)' if len(keys) > limit else ''
+    return f'{len(keys)}: [{shown}{more}]'
+
+
+def load_clip_weights(model: nn.Module, path: str) -> None:
+    """Load ``path`` into ``model`` strictly, explaining any mismatch.
+
+    Non-persistent buffers that TorchScript files store (``attn_mask``) and
+    BatchNorm ``num_batches_tracked`` counters are not required.
+
+    Raises:
+        RuntimeError: Naming the file and listing the missing, unexpected
+            and wrongly shaped keys (the first 10 of each, with counts).
+    """
+    from open_clip.transformer import QuickGELU
+
+    state_dict, scripted = _read_state_dict(path)
+    if scripted and not any(
+            isinstance(m, QuickGELU) for m in model.modules()):
+        warnings.warn(
+            f'"{path}" is a TorchScript (OpenAI) CLIP, trained with '
+            'QuickGELU, but the architecture uses GELU: build it with the '
+            '"-quickgelu" model name (e.g. "RN50-quickgelu").')
+    own = model.state_dict()
+    for name, _ in model.named_buffers():
+        if name not in own:
+            state_dict.pop(name, None)
+    missing = [
+        k for k in own
+        if k not in state_dict and not k.endswith('num_batches_tracked')
+    ]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f'{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}'
+        for k, v in own.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    if missing or unexpected or mismatched:
+        raise RuntimeError(
+            f'The CLIP weights in "{path}" do not match the architecture '
+            f'({type(model).__name__}). Missing keys {_list_keys(missing)}; '
+            f'unexpected keys {_list_keys(unexpected)}; shape mismatches '
+            f'(file vs model) {_list_keys(mismatched)}.')
+    model.load_state_dict(state_dict, strict=False)
+
+
+class _DropRecords(logging.Filter):
+    """Drop log records starting with ``prefix`` (open_clip's "initialized
+    randomly" warning, wrong when weights are loaded right after)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def build_open_clip(arch: ArchType,
+                    pretrained: Optional[str] = None) -> nn.Module:
+    """Build an open_clip CLIP model, optionally loading a local file.
+
+    Args:
+        arch (str | dict): An open_clip model name (``'RN50'``, ``'RN101'``,
+            ``'ViT-B-16'``...; use the ``-quickgelu`` names with OpenAI
+            weights) or the kwargs of ``open_clip.model.CLIP`` (``embed_dim``,
+            ``vision_cfg``, ``text_cfg``...).
+        pretrained (str, optional): Path of a state dict, a checkpoint dict
+            with ``'state_dict'`` or an OpenAI TorchScript file. Loaded
+            strictly. Never downloaded.
+
+    Returns:
+        nn.Module: The float32 CLIP model on CPU.
+    """
+    import open_clip
+
+    if isinstance(arch, str):
+        quiet = _DropRecords('No pretrained weights loaded')
+        if pretrained:
+            logging.getLogger().addFilter(quiet)
+        try:
+            model = open_clip.create_model(
+                arch,
+                pretrained=None,
+                pretrained_image=False,
+                pretrained_text=False)
+        finally:
+            logging.getLogger().removeFilter(quiet)
+    elif isinstance(arch, dict):
+        kwargs = copy.deepcopy(dict(arch))
+        kwargs.pop('type', None)
+        model = open_clip.model.CLIP(**kwargs)
+    else:
+        raise TypeError('arch must be an open_clip model name or a dict of '
+                        f'open_clip.model.CLIP kwargs, not {type(arch)}.')
+    if pretrained:
+        load_clip_weights(model, pretrained)
+    return model.float()
+
+
+@lru_cache()
+def bpe_tokenizer():
+    """The CLIP BPE tokenizer; its vocabulary ships inside open_clip."""
+    from open_clip.tokenizer import SimpleTokenizer
+    return SimpleTokenizer()
+
+
+class _FreezableMixin:
+    """``frozen``: no gradients and always in eval mode."""
+
+    def _freeze(self) -> None:
+        for param in self.parameters():
+            param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            super().train(False)
+        return self
+
+
+@MODELS.register_module()
+class CLIPVisionEncoder(_FreezableMixin, BaseModule):
+    """The image tower of CLIP as a multi-scale backbone.
+
+    ModifiedResNet (``RN50``...): ``out_indices`` index ``layer1..layer4``
+    and give ``c1..c4`` (strides 4, 8, 16, 32; ``attnpool``, tied to a fixed
+    position grid, is dropped). VisionTransformer: ``out_indices`` are block
+    indices and each output is the patch tokens ``[B, C, H/p, W/p]`` (the
+    position embedding is resized bicubically for other input sizes).
+
+    Args:
+        arch (str | dict): See :func:`build_open_clip`.
+        pretrained (str, optional): Local CLIP weights file.
+        out_indices (Sequence[int]): Which stages / blocks to return.
+        frozen (bool): Freeze every parameter and stay in eval mode.
+        norm_eval (bool): Keep BatchNorm layers in eval mode while training.
+    """
+
+    def __init__(self,
+                 arch: ArchType,
+                 pretrained: Optional[str] = None,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen: bool = False,
+                 norm_eval: bool = False,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        from open_clip.modified_resnet import ModifiedResNet
+        from open_clip.transformer import VisionTransformer
+
+        visual = build_open_clip(arch, pretrained).visual
+        self.out_indices = tuple(out_indices)
+        self.frozen = frozen
+        self.norm_eval = norm_eval
+        if isinstance(visual, ModifiedResNet):
+            self.kind = 'resnet'
+            if max(self.out_indices) > 3:
+                raise ValueError('ModifiedResNet has 4 stages: out_indices '
+                                 f'must be in 0..3, got {self.out_indices}.')
+            visual.attnpool = None
+            for stage in range(max(self.out_indices) + 1, 4):
+                setattr(visual, f'layer{stage + 1}', None)
+            width = visual.conv3.out_channels
+            self.out_channels = [width * 4 * 2**i for i in self.out_indices]
+        elif isinstance(visual, VisionTransformer):
+            self.kind = 'vit'
+            blocks = visual.transformer.resblocks
+            if max(self.out_indices) >= len(blocks):
+                raise ValueError(f'The ViT has {len(blocks)} blocks: '
+                                 f'out_indices {self.out_indices} too large.')
+            visual.transformer.resblocks = blocks[:max(self.out_indices) + 1]
+            for name in ('ln_post', 'attn_pool', 'attn_pool_contrastive'):
+                if hasattr(visual, name):
+                    setattr(visual, name, None)
+            visual.proj = None
+            self.out_channels = [visual.conv1.out_channels] * len(
+                self.out_indices)
+        else:
+            raise TypeError('CLIPVisionEncoder supports ModifiedResNet and '
+                            f'VisionTransformer towers, not '
+                            f'{type(visual).__name__}.')
+        self.visual = visual
+        if frozen:
+            self._freeze()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """``x [B, 3, H, W]`` -> tuple of ``[B, C_i, h_i, w_i]``."""
+        if self.kind == 'resnet':
+            return self._forward_resnet(x)
+        return self._forward_vit(x)
+
+    def _forward_resnet(self, x: Tensor) -> Tuple[Tensor, ...]:
+        x = self.visual.stem(x)
+        outs = []
+        for stage in range(max(self.out_indices) + 1):
+            x = getattr(self.visual, f'layer{stage + 1}')(x)
+            if stage in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _position_embedding(self, grid_h: int, grid_w: int) -> Tensor:
+        """``[1 + grid_h * grid_w, C]`` position embedding for this grid."""
+        pos = self.visual.positional_embedding
+        old_h, old_w = self.visual.grid_size
+        if (grid_h, grid_w) == (old_h, old_w):
+            return pos
+        cls_pos, patch_pos = pos[:1], pos[1:]
+        patch_pos = patch_pos.reshape(1, old_h, old_w, -1).permute(0, 3, 1, 2)
+        patch_pos = F.interpolate(
+            patch_pos, size=(grid_h, grid_w), mode='bicubic',
+            align_corners=False)
+        patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(grid_h * grid_w, -1)
+        return torch.cat([cls_pos, patch_pos])
+
+    def _forward_vit(self, x: Tensor) -> Tuple[Tensor, ...]:
+        visual = self.visual
+        x = visual.conv1(x)
+        batch, channels, grid_h, grid_w = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        cls_token = visual.class_embedding.to(x.dtype).expand(batch, 1, -1)
+        x = torch.cat([cls_token, x], dim=1)
+        x = x + self._position_embedding(grid_h, grid_w).to(x.dtype)
+        x = visual.ln_pre(x)
+        batch_first = getattr(visual.transformer, 'batch_first', True)
+        if not batch_first:
+            x = x.transpose(0, 1)
+        outs = []
+        for index, block in enumerate(visual.transformer.resblocks):
+            x = block(x)
+            if index in self.out_indices:
+                tokens = x if batch_first else x.transpose(0, 1)
+                outs.append(tokens[:, 1:].transpose(1, 2).reshape(
+                    batch, channels, grid_h, grid_w))
+        return tuple(outs)
+
+
+@MODELS.register_module()
+class CLIPTextEncoder(_FreezableMixin, BaseModule):
+    """The text tower of CLIP with its BPE tokenizer.
+
+    Word tokens are truncated to ``context_length - 2`` *before* SOT/EOT are
+    added, so every sequence ends with EOT and the sentence embedding is read
+    at the EOT position (the released TRIS code truncated after adding EOT
+    and lost it for long expressions). A longer CLIP position embedding is
+    used through its first ``context_length`` positions.
+
+    Args:
+        arch (str | dict): See :func:`build_open_clip`.
+        pretrained (str, optional): Local CLIP weights file.
+        context_length (int): Tokens per expression, SOT and EOT included.
+        frozen (bool): Freeze every parameter and stay in eval mode.
+    """
+
+    def __init__(self,
+                 arch: ArchType,
+                 pretrained: Optional[str] = None,
+                 context_length: int = 20,
+                 frozen: bool = False,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        clip = build_open_clip(arch, pretrained)
+        if not hasattr(clip, 'token_embedding'):
+            raise TypeError('CLIPTextEncoder needs a CLIP with its own text '
+                            'transformer (not a HuggingFace text tower).')
+        positions = clip.positional_embedding.shape[0]
+        if not 2 < context_length <= positions:
+            raise ValueError(f'context_length must be in 3..{positions} for '
+                             f'this CLIP, got {context_length}.')
+        self.context_length = context_length
+        self.frozen = frozen
+        self.token_embedding = clip.token_embedding
+        self.positional_embedding = clip.positional_embedding
+        self.transformer = clip.transformer
+        self.ln_final = clip.ln_final
+        self.text_projection = clip.text_projection
+        attn_mask = clip.attn_mask
+        if attn_mask is not None:
+            attn_mask = attn_mask[:context_length, :context_length].clone()
+        self.register_buffer('attn_mask', attn_mask, persistent=False)
+        self.width = clip.ln_final.weight.shape[0]
+        self.embed_dim = self._projected_dim()
+        if frozen:
+            self._freeze()
+
+    def _projected_dim(self) -> int:
+        projection = self.text_projection
+        if projection is None:
+            return self.width
+        if isinstance(projection, nn.Linear):
+            return projection.out_features
+        return projection.shape[1]
+
+    def tokenize(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        """Return ``ids [T, L]`` (long) and ``mask [T, L]`` (bool)."""
+        tokenizer = bpe_tokenizer()
+        length = self.context_length
+        ids = torch.zeros(len(texts), length, dtype=torch.long)
+        mask = torch.zeros(len(texts), length, dtype=torch.bool)
+        for i, text in enumerate(texts):
+            words = tokenizer.encode(text)[:length - 2]
+            sequence = [tokenizer.sot_token_id] + words + [
+                tokenizer.eot_token_id]
+            ids[i, :len(sequence)] = torch.tensor(sequence)
+            mask[i, :len(sequence)] = True
+        return ids, mask
+
+    def forward(self, texts: List[str]) -> Dict[str, Tensor]:
+        """Encode ``T`` expressions.
+
+        Returns:
+            dict: ``tokens [T, L, C]`` per-token features after ``ln_final``,
+            ``mask [T, L]`` valid tokens (SOT..EOT) and ``sentence [T, D]``
+            the EOT feature after ``text_projection``.
+        """
+        device = self.token_embedding.weight.device
+        ids, mask = self.tokenize(list(texts))
+        ids, mask = ids.to(device), mask.to(device)
+        x = self.token_embedding(ids)
+        x = x + self.positional_embedding[:self.context_length].to(x.dtype)
+        x = self.transformer(x, attn_mask=self.attn_mask)
+        tokens = self.ln_final(x)
+        eot = mask.sum(dim=1) - 1
+        sentence = tokens[torch.arange(len(ids), device=device), eot]
+        if isinstance(self.text_projection, nn.Linear):
+            sentence = self.text_projection(sentence)
+        elif self.text_projection is not None:
+            sentence = sentence @ self.text_projection
+        return dict(tokens=tokens, mask=mask, sentence=sentence)

@@ -1,0 +1,3 @@
+from .tris_head import TRISHead
+
+__all__ = ['TRISHead']

@@ -1,0 +1,61 @@
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmwris.registry import MODELS
+from ..layers import BilateralPrompting, response_maps
+
+
+@MODELS.register_module()
+class TRISHead(BaseModule):
+    """TRIS step-1 head: text-to-image response maps.
+
+    ``v = norm(Conv1x1(c4))``, ``l = norm(Linear(sentence))``, then
+    :class:`BilateralPrompting` and ``R[b, t] = exp(tau) <v_b, l_bt>``
+    (cosine of the updated features) with a learnable ``tau``.
+
+    Args:
+        in_channels (int): Channels of the visual feature.
+        text_channels (int): Width of the sentence embeddings.
+        channels (int): Common width C.
+        alpha (float): Residual weight of the visual prompting update.
+        beta (float): Residual weight of the text prompting update.
+        logit_scale_init (float): Initial ``tau`` (``log(1 / 0.07)``).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 text_channels: int,
+                 channels: int,
+                 alpha: float = 0.1,
+                 beta: float = 0.1,
+                 logit_scale_init: float = math.log(1 / 0.07),
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.in_channels = in_channels
+        self.text_channels = text_channels
+        self.channels = channels
+        self.vis_proj = nn.Conv2d(in_channels, channels, 1)
+        self.text_proj = nn.Linear(text_channels, channels)
+        self.prompting = BilateralPrompting(channels, alpha, beta)
+        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+
+    def forward(self, visual: Tensor, text: Tensor) -> Tensor:
+        """Score every image against texts.
+
+        Args:
+            visual (Tensor): ``[B, in_channels, h, w]``.
+            text (Tensor): ``[T, text_channels]`` shared by all images, or
+                ``[B, T, text_channels]`` per image.
+
+        Returns:
+            Tensor: ``maps [B, T, h, w]``.
+        """
+        visual = F.normalize(self.vis_proj(visual), dim=1)
+        text = F.normalize(self.text_proj(text), dim=-1)
+        visual, text = self.prompting(visual, text)
+        return response_maps(visual, text, self.logit_scale)

@@ -1,0 +1,162 @@
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
+from mmwris.registry import MODELS
+from ..layers import image_text_scores
+from ..utils import gather_with_grad
+from .base_ris import BaseRISSegmentor
+
+
+@MODELS.register_module()
+class TRISSegmentor(BaseRISSegmentor):
+    """TRIS step 1: localisation learned from image-text pairs only.
+
+    Every image is scored against every text of the (globally gathered)
+    batch: ``maps [B, N, h, w]`` with ``N`` the texts of all ranks, so the
+    number of negatives does not depend on the number of processes. The
+    image-level logits (:func:`image_text_scores`) are classified against
+    the identity (own text positive); the calibration loss scores each
+    image's own map with a frozen CLIP against its expression and the
+    ``neg_texts`` of the sample.
+
+    Args:
+        image_encoder (dict): Any MODELS backbone returning a tuple of
+            feature maps (``CLIPVisionEncoder``, ``ResNetV1c``...).
+        text_encoder (dict): A text encoder returning ``sentence [T, D]``
+            (``CLIPTextEncoder``).
+        decode_head (dict): ``TRISHead`` config; its ``in_channels`` is the
+            channel count of ``image_encoder``'s ``feature_index`` output.
+        loss_cls (dict): ``ClassificationLoss`` config.
+        loss_cal (dict, optional): ``CalibrationLoss`` config; None disables
+            the calibration.
+        feature_index (int): Which backbone output feeds the head (-1: c4).
+        gather_texts (bool): Score against the texts of all ranks (DDP).
+        test_cfg (dict): The base class's ``mask_threshold`` and
+            ``response_norm``, plus ``text_context``: ``'own'`` (default)
+            scores each image with its own expression only, so a prediction
+            does not depend on the rest of the test batch (the authors
+            evaluate one expression at a time); ``'batch'`` takes the
+            diagonal of the ``[B, B]`` maps of the batch.
+    """
+
+    def __init__(self,
+                 image_encoder: ConfigType,
+                 text_encoder: ConfigType,
+                 decode_head: ConfigType,
+                 loss_cls: ConfigType = dict(
+                     type='ClassificationLoss', loss_weight=5.0),
+                 loss_cal: OptConfigType = None,
+                 feature_index: int = -1,
+                 gather_texts: bool = True,
+                 data_preprocessor: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg,
+            test_cfg=test_cfg,
+            train_cfg=train_cfg)
+        self.image_encoder = MODELS.build(image_encoder)
+        self.text_encoder = MODELS.build(text_encoder)
+        self.decode_head = MODELS.build(decode_head)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_cal = MODELS.build(loss_cal) if loss_cal else None
+        self.feature_index = feature_index
+        self.gather_texts = gather_texts
+        self.text_context = self.test_cfg.get('text_context', 'own')
+        if self.text_context not in ('own', 'batch'):
+            raise ValueError('test_cfg.text_context must be "own" or '
+                             f'"batch", not "{self.text_context}".')
+
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """The ``feature_index`` backbone output ``[B, C, h, w]``."""
+        feats = self.image_encoder(inputs)
+        if isinstance(feats, (list, tuple)):
+            return feats[self.feature_index]
+        return feats
+
+    def encode_text(self, texts: List[str]) -> Tensor:
+        """Sentence embeddings ``[T, D]``."""
+        return self.text_encoder(texts)['sentence']
+
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: Optional[SampleList] = None) -> Tensor:
+        """``maps [B, T, h, w]``: every image against the batch's texts."""
+        if data_samples is None:
+            raise ValueError('TRISSegmentor needs data samples with texts.')
+        visual = self.extract_feat(inputs)
+        return self.decode_head(visual,
+                                self.encode_text(self.texts_of(data_samples)))
+
+    def own_maps(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
+        """``[B, 1, h, w]``: each image's response to its own expression."""
+        if self.text_context == 'batch':
+            maps = self._forward(inputs, data_samples)
+            index = torch.arange(len(data_samples), device=maps.device)
+            return maps[index, index][:, None]
+        visual = self.extract_feat(inputs)
+        text = self.encode_text(self.texts_of(data_samples))
+        return self.decode_head(visual, text[:, None])
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_data_samples: SampleList) -> Tensor:
+        """Own-expression responses resized to the input, ``[B, 1, H, W]``."""
+        return F.interpolate(
+            self.own_maps(inputs, batch_data_samples),
+            size=inputs.shape[-2:], mode='bilinear', align_corners=False)
+
+    def predict(self, inputs: Tensor,
+                data_samples: SampleList = None) -> SampleList:
+        """Fill ``seg_logits`` / ``pred_sem_seg`` at each original size."""
+        return self.postprocess_response(
+            self.own_maps(inputs, data_samples), data_samples)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """``loss_cls`` (and ``loss_cal_pos``/``loss_cal_neg``), plus the
+        share of images whose best-scoring text is their own (``acc_cls``).
+        """
+        texts = self.texts_of(data_samples)
+        visual = self.extract_feat(inputs)
+        sentence = self.encode_text(texts)
+        offset = 0
+        if self.gather_texts:
+            sentence, offset = gather_with_grad(sentence, return_offset=True)
+        maps = self.decode_head(visual, sentence)
+        scores = image_text_scores(maps)
+        rows = torch.arange(len(texts), device=maps.device)
+        cols = rows + offset
+        target = torch.zeros_like(scores)
+        target[rows, cols] = 1
+        losses = {self.loss_cls.loss_name: self.loss_cls(scores, target)}
+        with torch.no_grad():
+            losses['acc_cls'] = (scores.argmax(1) == cols).float().mean()
+        if self.loss_cal is not None:
+            neg_texts = [
+                list(sample.metainfo.get('neg_texts', []))
+                for sample in data_samples
+            ]
+            losses.update(
+                self.loss_cal(maps[rows, cols][:, None],
+                              self.unit_rgb(inputs), texts, neg_texts))
+        return losses
+
+    def unit_rgb(self, inputs: Tensor) -> Tensor:
+        """Undo the data preprocessor: ``[B, 3, H, W]`` RGB in [0, 1].
+
+        Inputs are un-normalised with the preprocessor's mean/std; they are
+        taken as BGR (mmcv's loading order) only when an image preprocessor
+        explicitly has ``bgr_to_rgb=False``.
+        """
+        preprocessor = self.data_preprocessor
+        images = inputs
+        if getattr(preprocessor, '_enable_normalize', False):
+            images = images * preprocessor.std + preprocessor.mean
+        if getattr(preprocessor, '_channel_conversion', True) is False:
+            images = images.flip(1)
+        return (images / 255.0).clamp(0, 1)
