@@ -21,3 +21,4 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000,
                     max_keep_ckpts=1, save_best='val/PointM', rule='greater'))
+randomness = dict(seed=0)
