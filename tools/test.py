@@ -26,7 +26,8 @@ def parse_args():
     parser.add_argument(
         '--show-dir',
         help='directory to save overlay pictures (response map, predicted '
-        'and GT masks, expression)')
+        'and GT masks, expression); default_hooks.visualization.interval '
+        'thins them out')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -59,8 +60,11 @@ def main():
     cfg.load_from = args.checkpoint
 
     if args.show_dir:
-        cfg.default_hooks.visualization = dict(
-            type='RISVisualizationHook', draw=True, out_dir=args.show_dir)
+        visualization = dict(cfg.default_hooks.get('visualization') or {})
+        if visualization.get('type') != 'RISVisualizationHook':
+            visualization = dict(type='RISVisualizationHook')
+        visualization.update(draw=True, out_dir=args.show_dir)
+        cfg.default_hooks.visualization = visualization
     if args.out:
         evaluators = cfg.test_evaluator
         if isinstance(evaluators, dict):

@@ -1,3 +1,4 @@
+_base_ = ['../default_runtime.py']
 # TRIS recipe: AdamW 5e-5, weight decay 1e-2, backbone lr x0.1, poly decay,
 # 15 epochs.
 optim_wrapper = dict(
@@ -12,3 +13,9 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=15, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# Epoch-based logging and checkpoints; keep the best val mIoU.
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
+                    max_keep_ckpts=3, save_best='val/mIoU', rule='greater'))
+log_processor = dict(by_epoch=True)
