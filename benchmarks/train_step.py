@@ -17,6 +17,7 @@ import time
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmseg.structures import SegDataSample
 
@@ -87,6 +88,7 @@ def main():
     args = parser.parse_args()
 
     register_all_modules()
+    MMLogger.get_instance('mmengine', log_level='WARNING')
     cfg = Config.fromfile(args.config)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     size = tuple(cfg.model.data_preprocessor.get('size', (320, 320)))
