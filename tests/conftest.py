@@ -38,17 +38,22 @@ def real_refer_root(tmp_path):
     return root
 
 
-@pytest.fixture(scope='session')
-def toy_refer_root(tmp_path_factory):
-    """A small generated toy refer dataset shared by the session."""
+def make_toy_refer(out_dir, **kwargs):
+    """Run tools/dataset_converters/make_toy_refer.py (not a package)."""
     import importlib.util
     path = osp.join(REPO, 'tools', 'dataset_converters', 'make_toy_refer.py')
     spec = importlib.util.spec_from_file_location('make_toy_refer', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module.make_toy_refer(str(out_dir), **kwargs)
+
+
+@pytest.fixture(scope='session')
+def toy_refer_root(tmp_path_factory):
+    """A small generated toy refer dataset shared by the session."""
     root = tmp_path_factory.mktemp('toy_refer')
-    module.make_toy_refer(
-        str(root), num_train=40, num_val=8, num_testA=6, num_testB=6, seed=3)
+    make_toy_refer(root, num_train=40, num_val=8, num_testA=6, num_testB=6,
+                   seed=3)
     return root
 
 

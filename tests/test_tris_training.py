@@ -2,7 +2,6 @@
 CPU distributed training, rank-independent loss, and real learning."""
 import glob
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import REPO, run_env
+from conftest import REPO, make_toy_refer, run_env
 from test_tools import free_port, read_metrics
 
 TINY = osp.join(REPO, 'configs', 'tris',
@@ -208,14 +207,9 @@ def test_two_process_loss_and_gradients_match_one_process(tmp_path):
 
 @pytest.fixture(scope='module')
 def learning_toy_root(tmp_path_factory):
-    import importlib.util
-    path = osp.join(REPO, 'tools', 'dataset_converters', 'make_toy_refer.py')
-    spec = importlib.util.spec_from_file_location('make_toy_refer', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     root = tmp_path_factory.mktemp('toy_learning')
-    module.make_toy_refer(str(root), num_train=1000, num_val=60,
-                          num_testA=10, num_testB=10, seed=7)
+    make_toy_refer(root, num_train=1000, num_val=60, num_testA=10,
+                   num_testB=10, seed=7)
     return root
 
 
