@@ -59,7 +59,9 @@ METRICS = Registry(
 EVALUATOR = Registry(
     'evaluator', parent=MMSEG_EVALUATOR, locations=['mmwris.evaluation'])
 TASK_UTILS = Registry(
-    'task util', parent=MMSEG_TASK_UTILS, locations=['mmwris.models'])
+    'task util',
+    parent=MMSEG_TASK_UTILS,
+    locations=['mmwris.models', 'mmwris.pseudo_labels'])
 VISUALIZERS = Registry('visualizer', parent=MMSEG_VISUALIZERS)
 VISBACKENDS = Registry('vis_backend', parent=MMSEG_VISBACKENDS)
 LOG_PROCESSORS = Registry('log_processor', parent=MMSEG_LOG_PROCESSORS)

@@ -1,5 +1,6 @@
 """Referring datasets in the refer-toolkit layout (RefCOCO/+/g, ReferIt)."""
 import json
+import logging
 import os.path as osp
 import pickle
 import random
@@ -8,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
 from mmengine.fileio import get_local_path
+from mmengine.logging import print_log
 
 from mmwris.registry import DATASETS
 
@@ -82,6 +84,16 @@ class RefCOCODataset(BaseDataset):
         allow_plain_flip (bool): Permit a plain ``RandomFlip`` in the
             pipeline (it corrupts "left"/"right" expressions; use
             ``RandomFlipWithText``). Defaults to False.
+        pseudo_label_dir (str, optional): TRIS step 2: train on pseudo
+            masks. Each ref gets ``pseudo_label_path =
+            {pseudo_label_dir}/masks/{ref_id}.png`` (uint8 at the image's
+            original size: 0 background, 1 foreground, 255 ignore), which
+            ``LoadRISAnnotations`` loads instead of the GT mask. The path is
+            taken as given (not joined with ``data_root``). Training only:
+            evaluation datasets keep the GT masks. Defaults to None.
+        skip_missing_pseudo_labels (bool): Drop (with a warning) the refs
+            without a pseudo-label file instead of raising a
+            ``FileNotFoundError``. Defaults to False.
     """
     METAINFO = dict(classes=('background', 'target'),
                     palette=[[0, 0, 0], [255, 255, 255]])
@@ -92,6 +104,8 @@ class RefCOCODataset(BaseDataset):
                  num_negatives: int = 0,
                  check_images: bool = True,
                  allow_plain_flip: bool = False,
+                 pseudo_label_dir: Optional[str] = None,
+                 skip_missing_pseudo_labels: bool = False,
                  ann_file: str = 'instances.json',
                  data_prefix: dict = dict(img_path='images'),
                  **kwargs) -> None:
@@ -101,6 +115,11 @@ class RefCOCODataset(BaseDataset):
             raise ValueError('split must name at least one split.')
         self.num_negatives = num_negatives
         self.check_images = check_images
+        self.pseudo_label_dir = pseudo_label_dir
+        self.skip_missing_pseudo_labels = skip_missing_pseudo_labels
+        if pseudo_label_dir is not None and kwargs.get('test_mode', False):
+            raise ValueError('pseudo_label_dir is for training datasets: '
+                             'evaluation (test_mode=True) uses the GT masks.')
         super().__init__(
             ann_file=ann_file, data_prefix=data_prefix, **kwargs)
         if not allow_plain_flip:
@@ -155,7 +174,38 @@ class RefCOCODataset(BaseDataset):
                              f'{self.refs_file}.')
         if not per_sentence:
             self._attach_same_image_texts(data_list)
+        if self.pseudo_label_dir is not None:
+            data_list = self._attach_pseudo_labels(data_list)
         return data_list
+
+    def _attach_pseudo_labels(self, data_list: List[dict]) -> List[dict]:
+        """Point every ref at its pseudo-label PNG; drop or report the refs
+        without one."""
+        folder = osp.join(self.pseudo_label_dir, 'masks')
+        kept, missing = [], []
+        for info in data_list:
+            path = osp.join(folder, f'{info["ref_id"]}.png')
+            if osp.isfile(path):
+                kept.append(dict(info, pseudo_label_path=path))
+            else:
+                missing.append(info['ref_id'])
+        if missing and not self.skip_missing_pseudo_labels:
+            more = (f' ... ({len(missing) - 20} more)'
+                    if len(missing) > 20 else '')
+            raise FileNotFoundError(
+                f'{len(missing)} of {len(data_list)} refs have no pseudo '
+                f'label in {folder}: ref_ids {missing[:20]}{more}. Generate '
+                'them (tools/generate_pseudo_labels.py) or set '
+                'skip_missing_pseudo_labels=True.')
+        if missing:
+            print_log(
+                f'Skipped {len(missing)} of {len(data_list)} refs without a '
+                f'pseudo label in {folder}.',
+                logger='current', level=logging.WARNING)
+        if not kept:
+            raise ValueError(f'No ref of split {self.splits} has a pseudo '
+                             f'label in {folder}.')
+        return kept
 
     def _parse_ref(self, ref: dict, images: Dict[int, dict],
                    anns: Dict[int, dict]) -> dict:

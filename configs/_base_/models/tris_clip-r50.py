@@ -30,3 +30,11 @@ model = dict(
         loss_weight=2.0,
         pos_weight=1.0),
     test_cfg=dict(mask_threshold=0.5, response_norm='minmax'))
+# tools/generate_pseudo_labels.py (TRIS step 2): PRMS with a frozen CLIP,
+# then refinement of the selected map (IRN-like affinity random walk).
+pseudo_label_cfg = dict(
+    split='train',
+    batch_size=16,
+    prms=True,
+    scorer=dict(arch='ViT-B-32-quickgelu', pretrained=None),
+    refiner=dict(type='AffinityRandomWalkRefiner'))

@@ -18,3 +18,7 @@ model = dict(
     decode_head=dict(in_channels=256, text_channels=64, channels=64),
     feature_index=2,
     loss_cal=None)
+# No trained CLIP scorer for PRMS on the from-scratch toy model; the dense
+# CRF gave the best pseudo labels on the toy data (README).
+pseudo_label_cfg = dict(
+    prms=False, scorer=None, refiner=dict(type='DenseCRFRefiner'))

@@ -1,5 +1,7 @@
+import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine import fileio
 from pycocotools import mask as mask_utils
 
 from mmwris.registry import TRANSFORMS
@@ -33,6 +35,29 @@ def decode_coco_segmentation(segmentation, height: int,
     return mask_utils.decode(rle).astype(np.uint8)
 
 
+def load_pseudo_label(path: str, height: int, width: int) -> np.ndarray:
+    """Read a pseudo-label PNG: ``[height, width]`` uint8 in {0, 1, 255}.
+
+    Palette PNGs give their indices. Raises ``ValueError`` naming the file
+    when it is not single-channel, not of size ``(height, width)`` or holds
+    other values.
+    """
+    label = mmcv.imfrombytes(
+        fileio.get(path), flag='unchanged', backend='pillow')
+    if label is None or label.ndim != 2:
+        raise ValueError(f'Pseudo label {path} must be a single-channel '
+                         'PNG (0 background, 1 foreground, 255 ignore).')
+    if label.shape != (height, width):
+        raise ValueError(f'Pseudo label {path} has size {label.shape}, but '
+                         f'its image is {(height, width)} (height, width).')
+    values = np.unique(label)
+    if not np.isin(values, (0, 1, 255)).all():
+        raise ValueError(f'Pseudo label {path} holds the values '
+                         f'{values.tolist()}; only 0 (background), 1 '
+                         '(foreground) and 255 (ignore) are allowed.')
+    return label.astype(np.uint8)
+
+
 @TRANSFORMS.register_module()
 class LoadRISAnnotations(BaseTransform):
     """Decode the referred object's mask and box.
@@ -42,17 +67,27 @@ class LoadRISAnnotations(BaseTransform):
     transforms move it, and ``gt_bboxes`` (``[1, 4]`` float32 xyxy) which
     they move too. ``gt_bbox`` keeps the untransformed box for metrics.
 
+    With ``pseudo_label_path`` in the results (TRIS step 2, see
+    ``RefCOCODataset(pseudo_label_dir=...)``) that single-channel PNG (0
+    background, 1 foreground, 255 ignore, at the original size) is the
+    ``gt_seg_map`` instead of the GT polygon; nearest-neighbour resizing
+    keeps the 255 pixels. The boxes still come from the GT annotation.
+
     Required keys: ``segmentation``, ``height``, ``width``, ``gt_bbox``.
     """
 
     def transform(self, results: dict) -> dict:
-        try:
-            mask = decode_coco_segmentation(results['segmentation'],
-                                            results['height'],
-                                            results['width'])
-        except Exception as e:
-            raise ValueError(f'Cannot decode the mask of ann_id='
-                             f'{results.get("ann_id")}: {e}') from e
+        if 'pseudo_label_path' in results:
+            mask = load_pseudo_label(results['pseudo_label_path'],
+                                     results['height'], results['width'])
+        else:
+            try:
+                mask = decode_coco_segmentation(results['segmentation'],
+                                                results['height'],
+                                                results['width'])
+            except Exception as e:
+                raise ValueError(f'Cannot decode the mask of ann_id='
+                                 f'{results.get("ann_id")}: {e}') from e
         results['gt_seg_map'] = mask
         results.setdefault('seg_fields', [])
         if 'gt_seg_map' not in results['seg_fields']:

@@ -1,3 +1,4 @@
+from .step2_head import TRISStep2Head
 from .tris_head import TRISHead
 
-__all__ = ['TRISHead']
+__all__ = ['TRISHead', 'TRISStep2Head']
