@@ -42,6 +42,8 @@ def parse_args():
     parser.add_argument('--no-prms', action='store_true',
                         help='skip PRMS: use the first expression\'s map')
     parser.add_argument('--batch-size', type=int)
+    parser.add_argument('--max-refs', type=int,
+                        help='only the first N refs (quick experiments)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config')
     parser.add_argument('--launcher', default='none',
@@ -114,7 +116,7 @@ def main():
 
     summary = PseudoLabelGenerator(
         model, dataset, refiner, args.out, scorer=scorer,
-        batch_size=options['batch_size']).run()
+        batch_size=options['batch_size'], max_refs=args.max_refs).run()
     if summary['failed']:
         sys.exit(f'{summary["failed"]} refs failed; see {args.out}/'
                  'summary.json. Fix them and run again: finished refs are '

@@ -65,10 +65,14 @@ class PseudoLabelGenerator:
         out_dir (str): Output folder.
         scorer (FrozenCLIPScorer, optional): Enables PRMS.
         batch_size (int): Expressions per forward pass.
+        max_refs (int, optional): Only the first ``max_refs`` refs (by
+            ref_id), for quick experiments; train step 2 on such a folder
+            with ``skip_missing_pseudo_labels=True``.
     """
 
     def __init__(self, model, dataset, refiner: Callable, out_dir: str,
-                 scorer=None, batch_size: int = 8) -> None:
+                 scorer=None, batch_size: int = 8,
+                 max_refs: Optional[int] = None) -> None:
         self.model = model
         self.dataset = dataset
         self.refiner = refiner
@@ -77,6 +81,7 @@ class PseudoLabelGenerator:
         self.records_file = osp.join(out_dir, 'records.jsonl')
         self.scorer = scorer
         self.batch_size = batch_size
+        self.max_refs = max_refs
         self.rank, self.world_size = _rank_world()
 
     def mask_path(self, ref_id) -> str:
@@ -102,6 +107,8 @@ class PseudoLabelGenerator:
         """Generate; return the summary (also written to summary.json)."""
         self._prepare()
         groups = self._group_by_ref()
+        if self.max_refs is not None:
+            groups = dict(list(groups.items())[:self.max_refs])
         mine = list(groups)[self.rank::self.world_size]
         todo = [ref for ref in mine if not osp.isfile(self.mask_path(ref))]
         skipped = len(mine) - len(todo)
