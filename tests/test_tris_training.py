@@ -291,3 +291,27 @@ def test_tris_chain_step1_pseudo_labels_step2(tiny_step1, learning_toy_root,
           f'{step2["val/mIoU"]}, centre prior {prior["val/mIoU"]}; '
           f'pseudo labels {summary["quality"]}')
     assert step2['val/mIoU'] > 2 * prior['val/mIoU']
+
+
+def test_pipeline_script_runs_and_skips_finished_stages(toy_refer_root,
+                                                        tmp_path):
+    """tools/pipelines/tris.sh end to end on tiny budgets, then again: the
+    second run finds every stage's output and only re-evaluates."""
+    options = [f'{loader}_dataloader.dataset.data_root={toy_refer_root}'
+               for loader in ('train', 'val', 'test')] + [
+        'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+        'train_dataloader.batch_size=8', 'default_hooks.logger.interval=1']
+    command = ['bash', 'tools/pipelines/tris.sh', TINY, STEP2,
+               str(tmp_path)] + options
+    extra_env = dict(PYTHON=sys.executable)
+    first = run(command, extra_env=extra_env).stdout
+    assert 'step 1: training' in first and 'step 2: training' in first
+    summary = json.loads((tmp_path / 'pseudo_labels' /
+                          'summary.json').read_text())
+    assert summary['written'] == summary['refs'] > 0
+    for stage in ('step1_eval', 'step2_eval'):
+        metrics = read_metrics(tmp_path / stage)
+        assert 'val/mIoU' in metrics and 'testB/PointM' in metrics
+    second = run(command, extra_env=extra_env).stdout
+    assert 'step 1: done' in second and 'pseudo labels: done' in second
+    assert 'step 2: done' in second
