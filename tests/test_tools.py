@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import mmseg
-import numpy as np
 import pytest
 import torch
 from pycocotools import mask as mask_utils

@@ -3,7 +3,7 @@ from typing import List, Optional
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
-from mmseg.utils import ConfigType, OptConfigType, SampleList
+from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
 
 
@@ -97,10 +97,25 @@ class BaseRISSegmentor(BaseSegmentor):
             mask_threshold=self.mask_threshold,
             response_norm=str(self.response_norm)))
 
-    def extract_feat(self, inputs: Tensor):
+    def predict_response(self, inputs: Tensor,
+                         data_samples: SampleList) -> Tensor:
+        """Raw ``[B, 1, h, w]`` response of each image to its expression."""
         raise NotImplementedError
 
-    def encode_decode(self, inputs: Tensor, batch_data_samples: SampleList):
+    def predict(self, inputs: Tensor,
+                data_samples: SampleList = None) -> SampleList:
+        """Fill ``seg_logits`` / ``pred_sem_seg`` at each original size."""
+        return self.postprocess_response(
+            self.predict_response(inputs, data_samples), data_samples)
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_data_samples: SampleList) -> Tensor:
+        """The response resized to the input, ``[B, 1, H, W]``."""
+        return F.interpolate(
+            self.predict_response(inputs, batch_data_samples),
+            size=inputs.shape[-2:], mode='bilinear', align_corners=False)
+
+    def extract_feat(self, inputs: Tensor):
         raise NotImplementedError
 
     def _forward(self, inputs: Tensor, data_samples: SampleList = None):

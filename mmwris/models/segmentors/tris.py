@@ -1,7 +1,6 @@
 from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
@@ -104,18 +103,9 @@ class TRISSegmentor(BaseRISSegmentor):
         text = self.encode_text(self.texts_of(data_samples))
         return self.decode_head(visual, text[:, None])
 
-    def encode_decode(self, inputs: Tensor,
-                      batch_data_samples: SampleList) -> Tensor:
-        """Own-expression responses resized to the input, ``[B, 1, H, W]``."""
-        return F.interpolate(
-            self.own_maps(inputs, batch_data_samples),
-            size=inputs.shape[-2:], mode='bilinear', align_corners=False)
-
-    def predict(self, inputs: Tensor,
-                data_samples: SampleList = None) -> SampleList:
-        """Fill ``seg_logits`` / ``pred_sem_seg`` at each original size."""
-        return self.postprocess_response(
-            self.own_maps(inputs, data_samples), data_samples)
+    def predict_response(self, inputs: Tensor,
+                         data_samples: SampleList) -> Tensor:
+        return self.own_maps(inputs, data_samples)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """``loss_cls`` (and ``loss_cal_pos``/``loss_cal_neg``), plus the

@@ -218,19 +218,10 @@ class TRISStep2Segmentor(BaseRISSegmentor):
         """The final logits ``[B, 1, h, w]`` (finest decoder stage)."""
         return self.side_outputs(inputs, data_samples)[-1]
 
-    def encode_decode(self, inputs: Tensor,
-                      batch_data_samples: SampleList) -> Tensor:
-        """Final logits resized to the input, ``[B, 1, H, W]``."""
-        return F.interpolate(
-            self._forward(inputs, batch_data_samples),
-            size=inputs.shape[-2:], mode='bilinear', align_corners=False)
-
-    def predict(self, inputs: Tensor,
-                data_samples: SampleList = None) -> SampleList:
-        """Fill ``seg_logits`` (sigmoid by default) and ``pred_sem_seg``
-        at each original size."""
-        return self.postprocess_response(
-            self._forward(inputs, data_samples), data_samples)
+    def predict_response(self, inputs: Tensor,
+                         data_samples: SampleList) -> Tensor:
+        """Final logits (sigmoid at post-processing by default)."""
+        return self._forward(inputs, data_samples)
 
     def loss(self, inputs: Tensor,
              data_samples: SampleList) -> Dict[str, Tensor]:
