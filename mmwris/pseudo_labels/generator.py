@@ -15,19 +15,10 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from mmwris.evaluation.functional import mask_iou, point_in_mask
+from mmwris.utils.io import atomic_write_bytes
 from .prms import select_response_prms
 
 from .refiners import IGNORE_INDEX as IGNORE
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary name, then rename: never a half file."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'wb') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_label_png(path: str, label: np.ndarray) -> None:
