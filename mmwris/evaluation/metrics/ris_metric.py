@@ -63,6 +63,12 @@ class RISMetric(BaseMetric):
     ``oIoU`` (sum of intersections / sum of unions), ``Prec@X`` (share of
     samples with IoU >= X) and ``num_samples``.
 
+    Samples that also carry ``pred_proposal_seg`` (PCNet's "segmentor"
+    variant: the mask proposal containing the response peak) get the mask
+    metrics of that prediction reported separately, as
+    ``'{split}/segmentor/{AccBox, mIoU, oIoU, Prec@X}'`` and an extra table
+    row (the point metrics come from the response and are not repeated).
+
     Args:
         mask_threshold (float, optional): If set, the predicted mask is
             ``response >= mask_threshold``; otherwise the model's
@@ -157,20 +163,31 @@ class RISMetric(BaseMetric):
             pred_mask = response >= self.mask_threshold
         else:
             pred_mask = pred_sem_seg
-        pred_box = mask_to_box(pred_mask, self.box_mode)
-        inter, union = mask_intersection_union(pred_mask, gt_mask)
-
         result = dict(split=sample.get('split'))
         result.update({k: _scalar(sample.get(k)) for k in _ID_KEYS})
         result.update(
             mask_threshold=_scalar(sample.get('mask_threshold')),
+            point_hit=point_in_mask(response, gt_mask),
+            pointit_hit=point_in_box(response, gt_box),
+            **self._mask_scores(pred_mask, gt_mask, gt_box))
+        if 'pred_proposal_seg' in sample:
+            proposal_mask = _map_2d(sample, 'pred_proposal_seg') > 0
+            if self.eval_size is not None:
+                proposal_mask = self._resize_mask(proposal_mask)
+            result['segmentor'] = self._mask_scores(proposal_mask, gt_mask,
+                                                    gt_box)
+        return result
+
+    def _mask_scores(self, pred_mask: np.ndarray, gt_mask: np.ndarray,
+                     gt_box: np.ndarray) -> dict:
+        """Intersection, union, IoU and box hit of one predicted mask."""
+        pred_box = mask_to_box(pred_mask, self.box_mode)
+        inter, union = mask_intersection_union(pred_mask, gt_mask)
+        return dict(
             intersection=inter,
             union=union,
             iou=inter / union if union > 0 else 1.0,
-            point_hit=point_in_mask(response, gt_mask),
-            pointit_hit=point_in_box(response, gt_box),
             box_hit=pred_box is not None and box_iou(pred_box, gt_box) > 0.5)
-        return result
 
     def _resize_mask(self, mask: np.ndarray) -> np.ndarray:
         """Nearest-neighbour resize of a bool mask [H, W] to eval_size."""
@@ -191,11 +208,20 @@ class RISMetric(BaseMetric):
 
         metrics, rows = {}, []
         for split, group in groups.items():
+            label = 'all' if split is None else split
             summary = self._summarize(group)
-            rows.append(['all' if split is None else split] +
-                        list(summary.values()))
+            rows.append([label] + list(summary.values()))
             for name, value in summary.items():
                 metrics[name if split is None else f'{split}/{name}'] = value
+            if all('segmentor' in r for r in group):
+                segmentor = self._summarize(
+                    [dict(r, **r['segmentor']) for r in group])
+                rows.append([f'{label} (segmentor)'] +
+                            list(segmentor.values()))
+                for name in self._mask_metric_names():
+                    key = f'segmentor/{name}'
+                    metrics[key if split is None else f'{split}/{key}'] = \
+                        segmentor[name]
 
         self._log(results, list(summary.keys()), rows)
         if self.output_file is not None:
@@ -222,6 +248,11 @@ class RISMetric(BaseMetric):
             summary[f'Prec@{t:g}'] = percent((ious >= t).mean())
         summary['num_samples'] = len(group)
         return summary
+
+    def _mask_metric_names(self) -> List[str]:
+        """The metrics that depend on the predicted mask only."""
+        return ['AccBox', 'mIoU', 'oIoU'] + [
+            f'Prec@{t:g}' for t in self.prec_thresholds]
 
     def _log(self, results: List[dict], names: List[str],
              rows: List[list]) -> None:

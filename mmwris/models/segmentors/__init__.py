@@ -1,10 +1,11 @@
 from .base_ris import BaseRISSegmentor, normalize_response
 from .center_prior import CenterPriorSegmentor, centered_gaussian
+from .pcnet import PCNetSegmentor
 from .tris import TRISSegmentor
 from .tris_step2 import TRISStep2Segmentor, masked_bce_with_logits
 
 __all__ = [
     'BaseRISSegmentor', 'CenterPriorSegmentor', 'centered_gaussian',
-    'normalize_response', 'TRISSegmentor', 'TRISStep2Segmentor',
-    'masked_bce_with_logits'
+    'normalize_response', 'PCNetSegmentor', 'TRISSegmentor',
+    'TRISStep2Segmentor', 'masked_bce_with_logits'
 ]

@@ -118,23 +118,33 @@ class TRISSegmentor(BaseRISSegmentor):
         if self.gather_texts:
             sentence, offset = gather_with_grad(sentence, return_offset=True)
         maps = self.decode_head(visual, sentence)
+        losses, own = self.classification_losses(maps, offset)
+        if self.loss_cal is not None:
+            losses.update(
+                self.loss_cal(own[:, None], self.unit_rgb(inputs), texts,
+                              self.neg_texts_of(data_samples)))
+        return losses
+
+    def classification_losses(self, maps: Tensor, offset: int) -> tuple:
+        """``loss_cls`` and ``acc_cls`` of ``maps [B, N, h, w]`` (image ``b``
+        owns text ``offset + b``), and the own maps ``[B, h, w]``."""
         scores = image_text_scores(maps)
-        rows = torch.arange(len(texts), device=maps.device)
+        rows = torch.arange(maps.shape[0], device=maps.device)
         cols = rows + offset
         target = torch.zeros_like(scores)
         target[rows, cols] = 1
         losses = {self.loss_cls.loss_name: self.loss_cls(scores, target)}
         with torch.no_grad():
             losses['acc_cls'] = (scores.argmax(1) == cols).float().mean()
-        if self.loss_cal is not None:
-            neg_texts = [
-                list(sample.metainfo.get('neg_texts', []))
-                for sample in data_samples
-            ]
-            losses.update(
-                self.loss_cal(maps[rows, cols][:, None],
-                              self.unit_rgb(inputs), texts, neg_texts))
-        return losses
+        return losses, maps[rows, cols]
+
+    @staticmethod
+    def neg_texts_of(data_samples: SampleList) -> List[List[str]]:
+        """The calibration negatives of every sample."""
+        return [
+            list(sample.metainfo.get('neg_texts', []))
+            for sample in data_samples
+        ]
 
     def unit_rgb(self, inputs: Tensor) -> Tensor:
         """Undo the data preprocessor: ``[B, 3, H, W]`` RGB in [0, 1].

@@ -1,0 +1,14 @@
+# PCNet (NeurIPS'24) on TRIS step 1: a 3-stage Conditional Referring Module
+# (cue k = phrase k, the last stage the full sentence) plus the
+# Region-aware Shrinking and Instance-aware Disambiguation losses over mask
+# proposals. Same CLIP RN50 encoders and losses as tris_clip-r50.py.
+_base_ = ['./tris_clip-r50.py']
+model = dict(
+    type='PCNetSegmentor',
+    decode_head=dict(
+        type='PCNetHead', token_channels=512, num_stages=3, gamma=0.1),
+    loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0),
+    loss_iad=dict(type='InstanceDisambiguationLoss', loss_weight=1.0),
+    # 'both': the thresholded response (pred_sem_seg) and the proposal at
+    # its peak (the paper's "segmentor" row), reported separately.
+    test_cfg=dict(predict_mode='both'))

@@ -1,0 +1,310 @@
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
+from mmwris.registry import MODELS
+from ..losses.proposal_ops import select_peak_proposal
+from ..utils import gather_with_grad
+from .tris import TRISSegmentor
+
+PREDICT_MODES = ('response', 'proposal', 'both')
+
+
+@MODELS.register_module()
+class PCNetSegmentor(TRISSegmentor):
+    """PCNet (NeurIPS'24): TRIS step 1 with progressive comprehension.
+
+    Each expression comes with LLM-decomposed target-related phrases
+    (``phrases`` metainfo, see ``LoadPhrases``); the ``PCNetHead`` CRM uses
+    phrase ``k`` as the cue of stage ``k`` and the full sentence as the cue
+    of the last stage. Losses:
+
+    - classification (and calibration, if set) per stage, averaged over the
+      stages (as TRIS, every image against the gathered batch texts);
+    - Region-aware Shrinking (``loss_ras``) on each image's own maps of all
+      stages ``[B, S, h, w]`` and its mask proposals (``gt_proposals``);
+    - Instance-aware Disambiguation (``loss_iad``) between the last-stage
+      map of an expression and that of its *partner*, an expression of
+      another object of the same image (``partner_text`` /
+      ``partner_phrases``).
+
+    Args:
+        decode_head (dict): ``PCNetHead`` config.
+        loss_ras (dict, optional): ``RegionShrinkingLoss`` config.
+        loss_iad (dict, optional): ``InstanceDisambiguationLoss`` config.
+        test_cfg (dict): TRIS's keys plus ``stage`` (which stage's map is
+            the prediction, default -1: the last) and ``predict_mode``:
+            ``'response'`` (threshold the map, default), ``'proposal'`` (the
+            mask proposal containing the response peak: PCNet's "segmentor"
+            variant) or ``'both'`` (the response mask as ``pred_sem_seg``
+            and the proposal as ``pred_proposal_seg``, which ``RISMetric``
+            reports separately). The proposal modes need ``LoadProposals``
+            in the test pipeline, after ``Resize`` (original size).
+        Other args: see :class:`TRISSegmentor`.
+    """
+
+    def __init__(self,
+                 image_encoder: ConfigType,
+                 text_encoder: ConfigType,
+                 decode_head: ConfigType,
+                 loss_cls: ConfigType = dict(
+                     type='ClassificationLoss', loss_weight=5.0),
+                 loss_cal: OptConfigType = None,
+                 loss_ras: OptConfigType = None,
+                 loss_iad: OptConfigType = None,
+                 feature_index: int = -1,
+                 gather_texts: bool = True,
+                 data_preprocessor: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            decode_head=decode_head,
+            loss_cls=loss_cls,
+            loss_cal=loss_cal,
+            feature_index=feature_index,
+            gather_texts=gather_texts,
+            data_preprocessor=data_preprocessor,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            init_cfg=init_cfg)
+        self.loss_ras = MODELS.build(loss_ras) if loss_ras else None
+        self.loss_iad = MODELS.build(loss_iad) if loss_iad else None
+        self.num_stages = self.decode_head.num_stages
+        self.predict_stage = int(self.test_cfg.get('stage', -1))
+        self.predict_mode = self.test_cfg.get('predict_mode', 'response')
+        if self.predict_mode not in PREDICT_MODES:
+            raise ValueError(f'test_cfg.predict_mode must be one of '
+                             f'{PREDICT_MODES}, not "{self.predict_mode}".')
+
+    # ------------------------------------------------------------ text
+    def cue_texts(self, text: str, phrases, where: str) -> List[str]:
+        """The ``S`` cue strings of one expression: its first ``S - 1``
+        phrases, then the sentence itself."""
+        needed = self.num_stages - 1
+        phrases = list(phrases or [])
+        if len(phrases) < needed:
+            raise ValueError(
+                f'PCNet with {self.num_stages} stages needs {needed} phrases '
+                f'per expression; {where} has {len(phrases)}. Set the '
+                f'dataset\'s phrase_file and LoadPhrases(num_phrases='
+                f'{needed}) in the pipeline.')
+        return phrases[:needed] + [text]
+
+    def encode_expressions(
+            self, texts: List[str],
+            cue_lists: List[List[str]]) -> Tuple[Tensor, Tensor, Tensor]:
+        """Encode expressions and their cues in one text-encoder call.
+
+        Returns:
+            tuple: ``sentence [T, D]``, cue tokens ``[T, S, L, W]`` and cue
+            masks ``[T, S, L]`` (float, 1 on valid tokens).
+        """
+        count, stages = len(texts), self.num_stages
+        flat = list(texts) + [cue for cues in cue_lists for cue in cues]
+        encoded = self.text_encoder(flat)
+        sentence = encoded['sentence'][:count]
+        tokens = encoded['tokens'][count:]
+        mask = encoded['mask'][count:].to(tokens.dtype)
+        return (sentence, tokens.reshape(count, stages, *tokens.shape[1:]),
+                mask.reshape(count, stages, -1))
+
+    def _own_inputs(self, data_samples: SampleList):
+        texts = self.texts_of(data_samples)
+        cue_lists = [
+            self.cue_texts(sample.text, sample.metainfo.get('phrases'),
+                           self._where(sample)) for sample in data_samples
+        ]
+        return texts, self.encode_expressions(texts, cue_lists)
+
+    @staticmethod
+    def _where(sample) -> str:
+        return (f'sent_id={sample.metainfo.get("sent_id")} '
+                f'(ref_id={sample.metainfo.get("ref_id")})')
+
+    @staticmethod
+    def _stage_cues(tokens: Tensor, mask: Tensor,
+                    per_image: bool = False) -> List[Tuple[Tensor, Tensor]]:
+        """Split ``[T, S, ...]`` cues into S ``(tokens, mask)`` pairs, as
+        shared ``[T, ...]`` or, with ``per_image``, ``[T, 1, ...]``."""
+        stages = range(tokens.shape[1])
+        if per_image:
+            return [(tokens[:, k, None], mask[:, k, None]) for k in stages]
+        return [(tokens[:, k], mask[:, k]) for k in stages]
+
+    # ------------------------------------------------------------ predict
+    def stage_maps(self, inputs: Tensor,
+                   data_samples: SampleList) -> List[Tensor]:
+        """Each image's own map at every stage: S tensors ``[B, 1, h, w]``."""
+        visual = self.extract_feat(inputs)
+        _, (sentence, tokens, mask) = self._own_inputs(data_samples)
+        return self.decode_head(visual, sentence[:, None],
+                                self._stage_cues(tokens, mask, True))
+
+    def predict_response(self, inputs: Tensor,
+                         data_samples: SampleList) -> Tensor:
+        return self.stage_maps(inputs, data_samples)[self.predict_stage]
+
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: Optional[SampleList] = None) -> Tensor:
+        """Own maps of every stage stacked: ``[B, S, h, w]``."""
+        if data_samples is None:
+            raise ValueError('PCNetSegmentor needs data samples with texts '
+                             'and phrases.')
+        return torch.cat(self.stage_maps(inputs, data_samples), dim=1)
+
+    def set_prediction(self, sample, response: Tensor) -> None:
+        """Threshold the response and/or pick the proposal at its peak."""
+        super().set_prediction(sample, response)
+        if self.predict_mode == 'response':
+            return
+        if 'gt_proposals' not in sample:
+            raise KeyError(
+                f'test_cfg.predict_mode="{self.predict_mode}" needs mask '
+                f'proposals, but {self._where(sample)} has none: add '
+                'LoadProposals after Resize to the test pipeline.')
+        proposals = sample.gt_proposals.data.to(response.device) > 0
+        if proposals.shape[-2:] != response.shape[-2:]:
+            raise ValueError(
+                f'Proposals {tuple(proposals.shape[-2:])} of '
+                f'{self._where(sample)} are not at the original size '
+                f'{tuple(response.shape[-2:])}: load them after Resize in '
+                'the test pipeline.')
+        valid = proposals.flatten(1).any(1)
+        index = int(select_peak_proposal(response, proposals[None],
+                                         valid[None])[0])
+        if index < 0:
+            mask = sample.pred_sem_seg.data
+        else:
+            mask = proposals[index][None].long()
+        sample.set_metainfo(dict(proposal_index=index))
+        if self.predict_mode == 'proposal':
+            sample.pred_sem_seg = PixelData(data=mask)
+        else:
+            sample.pred_proposal_seg = PixelData(data=mask)
+
+    # ------------------------------------------------------------ train
+    def proposals_on_grid(self, data_samples: SampleList,
+                          size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """Soft proposals on the response grid.
+
+        The binary ``gt_proposals [M, H, W]`` of every sample are padded to
+        the batch input shape (as the images) and area-resized to ``size``.
+
+        Returns:
+            tuple: ``proposals [B, M, h, w]`` in [0, 1] and ``valid [B, M]``.
+        """
+        grids = []
+        for sample in data_samples:
+            if 'gt_proposals' not in sample:
+                raise KeyError(
+                    f'{self._where(sample)} has no mask proposals: the PCNet '
+                    'RaS/IaD losses need LoadProposals in the train '
+                    'pipeline (tools/generate_proposals.py writes them).')
+            masks = sample.gt_proposals.data.float()
+            pad_h, pad_w = sample.metainfo.get('batch_input_shape',
+                                               masks.shape[-2:])
+            masks = F.pad(masks, (0, pad_w - masks.shape[-1], 0,
+                                  pad_h - masks.shape[-2]))
+            grids.append(F.adaptive_avg_pool2d(masks[None], size)[0])
+        num = max(grid.shape[0] for grid in grids)
+        proposals = torch.stack(
+            [F.pad(grid, (0, 0, 0, 0, 0, num - grid.shape[0]))
+             for grid in grids])
+        return proposals, proposals.flatten(2).amax(-1) > 0
+
+    def proposal_clip_sim(self, data_samples: SampleList,
+                          num: int, device) -> Optional[Tensor]:
+        """``[B, M]`` CLIP similarity of each proposal to the expression, or
+        None when the samples carry none."""
+        sims = [sample.metainfo.get('proposal_clip_sim')
+                for sample in data_samples]
+        if any(sim is None for sim in sims):
+            return None
+        out = torch.full((len(sims), num), -1.0, device=device)
+        for i, sim in enumerate(sims):
+            sim = torch.as_tensor(sim, dtype=torch.float32)[:num]
+            out[i, :len(sim)] = sim.to(device)
+        return out
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Per-stage ``loss_cls`` (averaged), ``acc_cls`` of the last stage,
+        calibration per stage (averaged), and the RaS / IaD terms."""
+        visual = self.extract_feat(inputs)
+        texts, (sentence, tokens, mask) = self._own_inputs(data_samples)
+        offset = 0
+        if self.gather_texts:
+            sentence, offset = gather_with_grad(sentence, return_offset=True)
+            tokens = gather_with_grad(tokens)
+            mask = gather_with_grad(mask)
+        stage_maps = self.decode_head(visual, sentence,
+                                      self._stage_cues(tokens, mask))
+
+        losses: Dict[str, Tensor] = {}
+        own_maps = []
+        for maps in stage_maps:
+            stage_losses, own = self.classification_losses(maps, offset)
+            own_maps.append(own)
+            if self.loss_cal is not None:
+                stage_losses.update(
+                    self.loss_cal(own[:, None], self.unit_rgb(inputs), texts,
+                                  self.neg_texts_of(data_samples)))
+            for name, value in stage_losses.items():
+                if name == 'acc_cls':
+                    losses[name] = value
+                else:
+                    losses[name] = losses.get(name, 0) + \
+                        value / self.num_stages
+        own_maps = torch.stack(own_maps, dim=1)
+
+        if self.loss_ras is None and self.loss_iad is None:
+            return losses
+        proposals, valid = self.proposals_on_grid(data_samples,
+                                                  own_maps.shape[-2:])
+        if self.loss_ras is not None:
+            clip_sim = self.proposal_clip_sim(data_samples,
+                                              proposals.shape[1],
+                                              proposals.device)
+            losses.update(
+                self.loss_ras(own_maps, proposals, valid, clip_sim=clip_sim))
+        if self.loss_iad is not None:
+            losses.update(
+                self.partner_losses(visual, data_samples, own_maps[:, -1],
+                                    proposals, valid))
+        return losses
+
+    def partner_losses(self, visual: Tensor, data_samples: SampleList,
+                       own_last: Tensor, proposals: Tensor,
+                       valid: Tensor) -> dict:
+        """IaD between each expression's last-stage map ``own_last
+        [B, h, w]`` and its partner's map on the same image."""
+        pairs = [
+            i for i, sample in enumerate(data_samples)
+            if sample.metainfo.get('partner_text')
+        ]
+        if not pairs:
+            empty = own_last[:0]
+            return self.loss_iad(empty, empty, proposals[:0], valid[:0])
+        partners = [data_samples[i] for i in pairs]
+        texts = [sample.partner_text for sample in partners]
+        cue_lists = [
+            self.cue_texts(sample.partner_text,
+                           sample.metainfo.get('partner_phrases'),
+                           'the partner of ' + self._where(sample))
+            for sample in partners
+        ]
+        sentence, tokens, mask = self.encode_expressions(texts, cue_lists)
+        index = torch.tensor(pairs, device=visual.device)
+        partner_maps = self.decode_head(
+            visual[index], sentence[:, None],
+            self._stage_cues(tokens, mask, True))[-1][:, 0]
+        return self.loss_iad(own_last[index], partner_maps,
+                             proposals[index], valid[index])
+
