@@ -1,5 +1,15 @@
 from .calibration_loss import CalibrationLoss
 from .classification_loss import ClassificationLoss
 from .clip_scorer import FrozenCLIPScorer
+from .instance_disambiguation_loss import InstanceDisambiguationLoss
+from .proposal_ops import (masked_argmax, normalize_response,
+                           proposal_alignment, select_peak_proposal,
+                           soft_iou)
+from .region_shrinking_loss import RegionShrinkingLoss
 
-__all__ = ['CalibrationLoss', 'ClassificationLoss', 'FrozenCLIPScorer']
+__all__ = [
+    'CalibrationLoss', 'ClassificationLoss', 'FrozenCLIPScorer',
+    'InstanceDisambiguationLoss', 'RegionShrinkingLoss', 'masked_argmax',
+    'normalize_response', 'proposal_alignment', 'select_peak_proposal',
+    'soft_iou'
+]

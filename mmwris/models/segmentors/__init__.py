@@ -1,4 +1,4 @@
-from .base_ris import BaseRISSegmentor, normalize_response
+from .base_ris import BaseRISSegmentor
 from .center_prior import CenterPriorSegmentor, centered_gaussian
 from .pcnet import PCNetSegmentor
 from .tris import TRISSegmentor
@@ -6,6 +6,6 @@ from .tris_step2 import TRISStep2Segmentor, masked_bce_with_logits
 
 __all__ = [
     'BaseRISSegmentor', 'CenterPriorSegmentor', 'centered_gaussian',
-    'normalize_response', 'PCNetSegmentor', 'TRISSegmentor',
+    'PCNetSegmentor', 'TRISSegmentor',
     'TRISStep2Segmentor', 'masked_bce_with_logits'
 ]

@@ -6,23 +6,7 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
 
-
-def normalize_response(response: Tensor, mode: Optional[str]) -> Tensor:
-    """Map raw responses ``[..., H, W]`` to [0, 1] per map.
-
-    ``'minmax'`` rescales each map to [0, 1] (TRIS's evaluation),
-    ``'sigmoid'`` applies a sigmoid, ``None`` leaves the values as they are.
-    """
-    if mode is None:
-        return response
-    if mode == 'sigmoid':
-        return response.sigmoid()
-    if mode == 'minmax':
-        flat = response.flatten(-2)
-        low = flat.min(-1, keepdim=True).values.unsqueeze(-1)
-        high = flat.max(-1, keepdim=True).values.unsqueeze(-1)
-        return (response - low) / (high - low).clamp_min(1e-6)
-    raise ValueError(f'Unknown response normalisation "{mode}".')
+from ..losses.proposal_ops import normalize_response
 
 
 class BaseRISSegmentor(BaseSegmentor):
@@ -88,7 +72,8 @@ class BaseRISSegmentor(BaseSegmentor):
 
     def set_prediction(self, sample, response: Tensor) -> None:
         """Store a ``[1, H, W]`` original-size response and its mask."""
-        response = normalize_response(response, self.response_norm)
+        if self.response_norm is not None:
+            response = normalize_response(response, self.response_norm)
         sample.set_data(dict(
             seg_logits=PixelData(data=response),
             pred_sem_seg=PixelData(
