@@ -33,6 +33,7 @@ setup(
     packages=find_packages(
         include=['mmwris', 'mmwris.*'],
         exclude=['tests', 'tests.*', 'configs', 'tools']),
+    package_data={'mmwris.phrases': ['prompts/*.txt']},
     install_requires=read_requirements('runtime.txt'),
     extras_require=dict(
         mmstack=read_requirements('mmstack.txt'),

@@ -11,6 +11,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
+from mmwris.phrases.cache import load_phrase_file
 from mmwris.registry import DATASETS
 
 REFER_SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC')
@@ -38,6 +39,12 @@ def load_refs(refs_file: str) -> List[dict]:
             raise ValueError(f'{refs_file} is not a refer refs pickle: record '
                              f'{i} lacks the keys {missing}.')
     return refs
+
+
+def expression_text(sent: dict) -> str:
+    """The expression of a refer sentence record (``sent``, else ``raw``),
+    stripped."""
+    return str(sent.get('sent', sent.get('raw', ''))).strip()
 
 
 def load_instances(ann_file: str) -> tuple:
@@ -70,7 +77,9 @@ class RefCOCODataset(BaseDataset):
     with a random expression on every draw, plus ``num_negatives``
     expressions of *other* objects of the same image (``neg_texts``, TRIS's
     calibration negatives), topped up from other images when the image has
-    too few.
+    too few, and an IaD partner for PCNet: a random expression of a random
+    other ref of the same image (``partner_text``, ``partner_sent_id``,
+    ``partner_ref_id``; all None when the image has no other ref).
 
     Args:
         refs_file (str): Refs pickle, relative to ``data_root``.
@@ -94,6 +103,13 @@ class RefCOCODataset(BaseDataset):
         skip_missing_pseudo_labels (bool): Drop (with a warning) the refs
             without a pseudo-label file instead of raising a
             ``FileNotFoundError``. Defaults to False.
+        phrase_file (str, optional): PCNet's phrases of every expression
+            (written by ``tools/decompose_phrases.py``), relative to
+            ``data_root`` unless absolute. Each sample then carries
+            ``sentence_phrases`` (and the partner's as
+            ``partner_sentence_phrases``), which ``LoadPhrases`` turns into
+            ``phrases``. Every expression of the split(s) must be in it.
+            Defaults to None.
     """
     METAINFO = dict(classes=('background', 'target'),
                     palette=[[0, 0, 0], [255, 255, 255]])
@@ -106,6 +122,7 @@ class RefCOCODataset(BaseDataset):
                  allow_plain_flip: bool = False,
                  pseudo_label_dir: Optional[str] = None,
                  skip_missing_pseudo_labels: bool = False,
+                 phrase_file: Optional[str] = None,
                  ann_file: str = 'instances.json',
                  data_prefix: dict = dict(img_path='images'),
                  **kwargs) -> None:
@@ -117,6 +134,7 @@ class RefCOCODataset(BaseDataset):
         self.check_images = check_images
         self.pseudo_label_dir = pseudo_label_dir
         self.skip_missing_pseudo_labels = skip_missing_pseudo_labels
+        self.phrase_file = phrase_file
         if pseudo_label_dir is not None and kwargs.get('test_mode', False):
             raise ValueError('pseudo_label_dir is for training datasets: '
                              'evaluation (test_mode=True) uses the GT masks.')
@@ -129,6 +147,9 @@ class RefCOCODataset(BaseDataset):
         super()._join_prefix()
         if self.data_root and not osp.isabs(self.refs_file):
             self.refs_file = osp.join(self.data_root, self.refs_file)
+        if self.data_root and self.phrase_file is not None \
+                and not osp.isabs(self.phrase_file):
+            self.phrase_file = osp.join(self.data_root, self.phrase_file)
 
     def _reject_plain_flip(self) -> None:
         for transform in self.pipeline.transforms:
@@ -151,6 +172,9 @@ class RefCOCODataset(BaseDataset):
                     f'{available} (refer split names are {REFER_SPLITS}).')
 
         per_sentence = self.test_mode
+        phrases = None
+        if self.phrase_file is not None:
+            phrases = self._load_phrases(refs)
         data_list = []
         checked_images = set()
         for ref in refs:
@@ -166,17 +190,44 @@ class RefCOCODataset(BaseDataset):
                 checked_images.add(info['img_path'])
             if per_sentence:
                 for sent_id, text in info.pop('sentences'):
-                    data_list.append(dict(info, sent_id=sent_id, text=text))
+                    sample = dict(info, sent_id=sent_id, text=text)
+                    if phrases is not None:
+                        sample['sentence_phrases'] = phrases[sent_id]
+                    data_list.append(sample)
             else:
+                if phrases is not None:
+                    info['phrases_by_sent'] = {
+                        sent_id: phrases[sent_id]
+                        for sent_id, _ in info['sentences']}
                 data_list.append(info)
         if not data_list:
             raise ValueError(f'No refs of split {self.splits} in '
                              f'{self.refs_file}.')
         if not per_sentence:
-            self._attach_same_image_texts(data_list)
+            self._attach_same_image_refs(data_list)
         if self.pseudo_label_dir is not None:
             data_list = self._attach_pseudo_labels(data_list)
         return data_list
+
+    def _load_phrases(self, refs: List[dict]) -> Dict[int, List[str]]:
+        """The phrase file's phrases; every expression of the selected
+        split(s) must be there."""
+        phrases = load_phrase_file(self.phrase_file)
+        missing = [sent['sent_id'] for ref in refs
+                   if ref['split'] in self.splits
+                   for sent in ref['sentences']
+                   if sent['sent_id'] not in phrases]
+        if missing:
+            more = (f' ... ({len(missing) - 20} more)'
+                    if len(missing) > 20 else '')
+            raise KeyError(
+                f'The phrase file {self.phrase_file} lacks {len(missing)} '
+                f'expressions of split {self.splits} of {self.refs_file}: '
+                f'sent_ids {missing[:20]}{more}. Write them with '
+                f'tools/decompose_phrases.py --refs {self.refs_file} --out '
+                f'{self.phrase_file} (a rerun keeps the phrases already '
+                'there).')
+        return phrases
 
     def _attach_pseudo_labels(self, data_list: List[dict]) -> List[dict]:
         """Point every ref at its pseudo-label PNG; drop or report the refs
@@ -221,7 +272,7 @@ class RefCOCODataset(BaseDataset):
                            f'is not in {self.ann_file}.')
         sentences = []
         for sent in ref['sentences']:
-            text = str(sent.get('sent', sent.get('raw', ''))).strip()
+            text = expression_text(sent)
             if not text:
                 raise ValueError(f'{where}: sent_id={sent.get("sent_id")} '
                                  'is an empty expression.')
@@ -244,15 +295,17 @@ class RefCOCODataset(BaseDataset):
             sentences=sentences)
 
     @staticmethod
-    def _attach_same_image_texts(data_list: List[dict]) -> None:
-        """Give each ref the expressions of the other refs of its image."""
+    def _attach_same_image_refs(data_list: List[dict]) -> None:
+        """Give each ref the other refs of its image (``other_refs``: their
+        ``ref_id``, ``sentences`` and ``phrases_by_sent`` if any)."""
         by_image = defaultdict(list)
         for info in data_list:
             by_image[info['image_id']].append(info)
         for infos in by_image.values():
             for info in infos:
-                info['other_ref_texts'] = [
-                    [text for _, text in other['sentences']]
+                info['other_refs'] = [
+                    {k: other[k] for k in ('ref_id', 'sentences',
+                                           'phrases_by_sent') if k in other}
                     for other in infos if other is not info]
 
     def prepare_data(self, idx: int) -> Optional[dict]:
@@ -260,8 +313,15 @@ class RefCOCODataset(BaseDataset):
         if 'sentences' in data_info:
             data_info['sent_id'], data_info['text'] = random.choice(
                 data_info.pop('sentences'))
+            phrases = data_info.pop('phrases_by_sent', None)
+            if phrases is not None:
+                data_info['sentence_phrases'] = list(
+                    phrases[data_info['sent_id']])
+            others = data_info.pop('other_refs')
             data_info['neg_texts'] = self._sample_negatives(
-                data_info.pop('other_ref_texts'), data_info['image_id'])
+                [[text for _, text in other['sentences']]
+                 for other in others], data_info['image_id'])
+            data_info.update(self._sample_partner(others))
         try:
             return self.pipeline(data_info)
         except Exception as e:
@@ -273,6 +333,24 @@ class RefCOCODataset(BaseDataset):
             except TypeError:
                 error = RuntimeError(message)
             raise error from e
+
+    def _sample_partner(self, other_refs: List[dict]) -> dict:
+        """PCNet's IaD partner: a random expression of a random other ref
+        of the same image (None fields when there is none)."""
+        if not other_refs:
+            partner = dict(partner_text=None, partner_sent_id=None,
+                           partner_ref_id=None)
+            if self.phrase_file is not None:
+                partner['partner_sentence_phrases'] = None
+            return partner
+        other = random.choice(other_refs)
+        sent_id, text = random.choice(other['sentences'])
+        partner = dict(partner_text=text, partner_sent_id=sent_id,
+                       partner_ref_id=other['ref_id'])
+        if self.phrase_file is not None:
+            partner['partner_sentence_phrases'] = list(
+                other['phrases_by_sent'][sent_id])
+        return partner
 
     def _sample_negatives(self, other_ref_texts: List[List[str]],
                           image_id: int) -> List[str]:

@@ -29,17 +29,25 @@ class RandomFlipWithText(RandomFlip):
 
     A plain flip would turn "the dog on the left" into a wrong label. The
     image, ``seg_fields`` and ``gt_bboxes`` are flipped as by mmseg's
-    ``RandomFlip``; ``text`` and ``neg_texts`` get "left"/"right" swapped.
-    Off unless added to a pipeline.
+    ``RandomFlip``; "left"/"right" are swapped in ``text``, ``neg_texts``,
+    PCNet's ``phrases`` and the partner's ``partner_text`` /
+    ``partner_phrases`` (also in ``sentence_phrases`` /
+    ``partner_sentence_phrases`` for a flip before ``LoadPhrases``; None
+    stays None). Off unless added to a pipeline.
     """
 
     def __init__(self, prob: float = 0.5, **kwargs) -> None:
         super().__init__(prob=prob, direction='horizontal', **kwargs)
 
+    TEXT_KEYS = ('text', 'partner_text')
+    TEXT_LIST_KEYS = ('neg_texts', 'phrases', 'partner_phrases',
+                      'sentence_phrases', 'partner_sentence_phrases')
+
     def _flip(self, results: dict) -> None:
         super()._flip(results)
-        if 'text' in results:
-            results['text'] = swap_left_right(results['text'])
-        if 'neg_texts' in results:
-            results['neg_texts'] = [
-                swap_left_right(t) for t in results['neg_texts']]
+        for key in self.TEXT_KEYS:
+            if results.get(key) is not None:
+                results[key] = swap_left_right(results[key])
+        for key in self.TEXT_LIST_KEYS:
+            if results.get(key) is not None:
+                results[key] = [swap_left_right(t) for t in results[key]]
