@@ -1,8 +1,10 @@
 from .formatting import PackRISInputs
 from .loading import LoadRISAnnotations, decode_coco_segmentation
+from .phrases import LoadPhrases
+from .proposals import LoadProposals
 from .text_flip import RandomFlipWithText, swap_left_right
 
 __all__ = [
-    'LoadRISAnnotations', 'PackRISInputs', 'RandomFlipWithText',
-    'decode_coco_segmentation', 'swap_left_right'
+    'LoadPhrases', 'LoadProposals', 'LoadRISAnnotations', 'PackRISInputs',
+    'RandomFlipWithText', 'decode_coco_segmentation', 'swap_left_right'
 ]
