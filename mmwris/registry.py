@@ -61,7 +61,8 @@ EVALUATOR = Registry(
 TASK_UTILS = Registry(
     'task util',
     parent=MMSEG_TASK_UTILS,
-    locations=['mmwris.models', 'mmwris.pseudo_labels'])
+    locations=['mmwris.models', 'mmwris.phrases', 'mmwris.proposals',
+               'mmwris.pseudo_labels'])
 VISUALIZERS = Registry('visualizer', parent=MMSEG_VISUALIZERS)
 VISBACKENDS = Registry('vis_backend', parent=MMSEG_VISBACKENDS)
 LOG_PROCESSORS = Registry('log_processor', parent=MMSEG_LOG_PROCESSORS)

@@ -19,6 +19,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmwris.engine  # noqa: F401
     import mmwris.evaluation  # noqa: F401
     import mmwris.models  # noqa: F401
+    import mmwris.phrases  # noqa: F401
+    import mmwris.proposals  # noqa: F401
     import mmwris.pseudo_labels  # noqa: F401
     import mmwris.visualization  # noqa: F401
 
