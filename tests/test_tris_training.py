@@ -54,6 +54,29 @@ def test_paper_configs_list_all_datasets():
     assert cfg.model.text_encoder.context_length == 20
 
 
+def train_one_epoch(cfg, work_dir):
+    """Train a paper config for one small epoch (batch 3, 2 negatives) and
+    validate; return the logged scalars and the loss records."""
+    cfg.train_dataloader.batch_size = 3
+    cfg.val_dataloader.batch_size = 5
+    cfg.train_dataloader.dataset.num_negatives = 2
+    cfg.train_cfg.max_epochs = 1
+    cfg.param_scheduler[0].end = 1
+    cfg.default_hooks.logger.interval = 1
+    cfg.work_dir = str(work_dir)
+    # Several runners in one process: keep their visualizers apart.
+    cfg.visualizer.name = f'visualizer_{work_dir.name}'
+    cfg.experiment_name = work_dir.name
+    Runner.from_cfg(cfg).train()
+    assert osp.isfile(work_dir / 'epoch_1.pth')
+    scalars = [json.loads(line) for line in open(glob.glob(
+        str(work_dir / '*' / 'vis_data' / 'scalars.json'))[0])]
+    losses = [s for s in scalars if 'loss' in s]
+    assert losses and all(torch.isfinite(torch.tensor(s['loss']))
+                          for s in losses)
+    return scalars, losses
+
+
 @pytest.mark.parametrize('config', PAPER_CONFIGS,
                          ids=[osp.basename(p)[19:-12] for p in PAPER_CONFIGS])
 def test_paper_config_trains_on_fake_refer_data(config, real_refer_root,
@@ -62,24 +85,7 @@ def test_paper_config_trains_on_fake_refer_data(config, real_refer_root,
     refs of the real RefCOCOg subset (placeholder images), then val."""
     cfg = Config.fromfile(config)
     point_to(cfg, real_refer_root)
-    cfg.train_dataloader.batch_size = 3
-    cfg.val_dataloader.batch_size = 5
-    cfg.train_dataloader.dataset.num_negatives = 2
-    cfg.train_cfg.max_epochs = 1
-    cfg.param_scheduler[0].end = 1
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(tmp_path)
-    # Several runners in one process: keep their visualizers apart.
-    cfg.visualizer.name = f'visualizer_{tmp_path.name}'
-    cfg.experiment_name = tmp_path.name
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    assert osp.isfile(tmp_path / 'epoch_1.pth')
-    scalars = [json.loads(line) for line in open(glob.glob(
-        str(tmp_path / '*' / 'vis_data' / 'scalars.json'))[0])]
-    losses = [s for s in scalars if 'loss' in s]
-    assert losses and all(torch.isfinite(torch.tensor(s['loss']))
-                          for s in losses)
+    scalars, losses = train_one_epoch(cfg, tmp_path)
     assert 'loss_cal_pos' in losses[0] and 'loss_cal_neg' in losses[0]
     assert any('val/PointM' in s for s in scalars)
 
@@ -315,3 +321,39 @@ def test_pipeline_script_runs_and_skips_finished_stages(toy_refer_root,
     second = run(command, extra_env=extra_env).stdout
     assert 'step 1: done' in second and 'pseudo labels: done' in second
     assert 'step 2: done' in second
+
+
+PCNET = osp.join(REPO, 'configs', 'pcnet',
+                 'pcnet_clip-tiny_1xb32-3k_toyrefer-128x128.py')
+
+
+def test_tiny_pcnet_learns_under_the_tris_budget(tiny_step1,
+                                                 learning_toy_root,
+                                                 tmp_path):
+    """PCNet (3-stage CRM, RaS, IaD; rule-based phrases, colour-region
+    proposals) trained from scratch with exactly the TRIS learning test's
+    data, batch and iterations; both val PointMs are printed (README
+    table), PCNet must clearly beat the centre prior."""
+    for tool, out in (('decompose_phrases.py', 'phrases.json'),
+                      ('generate_proposals.py', 'proposals')):
+        if not (learning_toy_root / out).exists():
+            extra = (['--backend', 'rule', '--no-progress']
+                     if out == 'phrases.json' else
+                     ['--backend', 'regions', '--no-clip'])
+            run([sys.executable, f'tools/{tool}', PCNET, '--out',
+                 str(learning_toy_root / out)] + extra +
+                ['--cfg-options'] + data_options(learning_toy_root,
+                                                 ('train', )), threads=2)
+    work = tmp_path / 'pcnet'
+    run([sys.executable, 'tools/train.py', PCNET, '--work-dir', str(work),
+         '--cfg-options', f'train_cfg.max_iters={LEARNING_ITERS}',
+         f'train_cfg.val_interval={LEARNING_ITERS}',
+         f'param_scheduler.1.end={LEARNING_ITERS}'] +
+        data_options(learning_toy_root), threads=2, timeout=2400)
+    pcnet, tris = val_metrics(work), tiny_step1['val']
+    prior = tiny_step1['prior']
+    print(f'@{LEARNING_ITERS} iterations, val PointM: PCNet '
+          f'{pcnet["val/PointM"]} (segmentor mIoU '
+          f'{pcnet["val/segmentor/mIoU"]}), TRIS {tris["val/PointM"]}, '
+          f'centre prior {prior["val/PointM"]}')
+    assert pcnet['val/PointM'] > max(15.0, 2 * prior['val/PointM'])

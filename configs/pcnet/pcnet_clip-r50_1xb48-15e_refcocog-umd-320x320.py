@@ -3,26 +3,20 @@ _base_ = [
     '../_base_/schedules/tris_15e.py'
 ]
 # PCNet on refcocog (umd) with the TRIS recipe (batch 48, K = 6 negatives).
-# Inputs made offline (README, "PCNet"): the phrases of every expression
-# (tools/decompose_phrases.py) and 40 SAM proposals per image with their CLIP
-# similarity to each expression (tools/generate_proposals.py).
-phrase_file = 'refcocog/phrases(umd).json'  # relative to data_root
-proposal_dir = 'data/refcocog/proposals(umd)'
-pcnet_loading = [
-    dict(type='LoadPhrases', num_phrases=2),  # stages 1-2; 3: the sentence
-    dict(type='LoadProposals', proposal_dir=proposal_dir, num_proposals=40),
-]
-# Before Resize in training (proposals are resized with the image), after it
-# in testing (proposals stay at the original size, like the GT mask).
-train_pipeline = (_base_.train_pipeline[:2] + pcnet_loading +
+# Made offline (README, "PCNet"), relative to data_root: the phrases of every
+# expression (tools/decompose_phrases.py) and 40 SAM proposals per image with
+# their CLIP similarity to each expression (tools/generate_proposals.py).
+pcnet_data = dict(
+    phrase_file='refcocog/phrases(umd).json',
+    proposal_dir='refcocog/proposals(umd)')
+# Loaded before Resize in training (proposals are resized with the image),
+# after it in testing (they stay at the original size, like the GT mask).
+train_pipeline = (_base_.train_pipeline[:2] + _base_.pcnet_loading +
                   _base_.train_pipeline[2:])
-test_pipeline = (_base_.test_pipeline[:3] + pcnet_loading +
+test_pipeline = (_base_.test_pipeline[:3] + _base_.pcnet_loading +
                  _base_.test_pipeline[3:])
 train_dataloader = dict(
     batch_size=48,
-    dataset=dict(
-        num_negatives=6, phrase_file=phrase_file, pipeline=train_pipeline))
-val_dataloader = dict(
-    dataset=dict(phrase_file=phrase_file, pipeline=test_pipeline))
-test_dataloader = dict(
-    dataset=dict(phrase_file=phrase_file, pipeline=test_pipeline))
+    dataset=dict(num_negatives=6, pipeline=train_pipeline, **pcnet_data))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline, **pcnet_data))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline, **pcnet_data))

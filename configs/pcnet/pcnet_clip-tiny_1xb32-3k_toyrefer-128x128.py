@@ -5,26 +5,26 @@
 # made by tools/pipelines/pcnet.sh.
 _base_ = ['../tris/tris_clip-tiny_1xb32-3k_toyrefer-128x128.py']
 phrase_file = 'phrases.json'  # relative to data_root
-proposal_dir = 'data/toy_refer/proposals'
+proposal_dir = 'proposals'  # relative to data_root
 model = dict(
     type='PCNetSegmentor',
     decode_head=dict(
         type='PCNetHead', token_channels=64, num_stages=3, gamma=0.1),
-    loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0),
+    # No trained CLIP for proposal similarities here: the RaS target is the
+    # proposal best aligned with the last stage's response.
+    loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0,
+                  select='response'),
     loss_iad=dict(type='InstanceDisambiguationLoss', loss_weight=1.0),
     test_cfg=dict(predict_mode='both'))
 pcnet_loading = [
     dict(type='LoadPhrases', num_phrases=2),
-    dict(type='LoadProposals', proposal_dir=proposal_dir, num_proposals=40,
-         with_clip_sim=False),
+    dict(type='LoadProposals', num_proposals=40, with_clip_sim=False),
 ]
 train_pipeline = (_base_.train_pipeline[:2] + pcnet_loading +
                   _base_.train_pipeline[2:])
 test_pipeline = (_base_.test_pipeline[:3] + pcnet_loading +
                  _base_.test_pipeline[3:])
-train_dataloader = dict(
-    dataset=dict(phrase_file=phrase_file, pipeline=train_pipeline))
-val_dataloader = dict(
-    dataset=dict(phrase_file=phrase_file, pipeline=test_pipeline))
-test_dataloader = dict(
-    dataset=dict(phrase_file=phrase_file, pipeline=test_pipeline))
+pcnet_data = dict(phrase_file=phrase_file, proposal_dir=proposal_dir)
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline, **pcnet_data))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline, **pcnet_data))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline, **pcnet_data))

@@ -12,6 +12,7 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 from mmwris.phrases.cache import load_phrase_file
+from mmwris.proposals.storage import load_index
 from mmwris.registry import DATASETS
 
 REFER_SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC')
@@ -110,6 +111,11 @@ class RefCOCODataset(BaseDataset):
             ``partner_sentence_phrases``), which ``LoadPhrases`` turns into
             ``phrases``. Every expression of the split(s) must be in it.
             Defaults to None.
+        proposal_dir (str, optional): PCNet's mask proposals (the output
+            folder of ``tools/generate_proposals.py``), relative to
+            ``data_root`` unless absolute. Every image of the split(s) must
+            be in its ``index.json``; each sample carries ``proposal_dir``
+            for ``LoadProposals``. Defaults to None.
     """
     METAINFO = dict(classes=('background', 'target'),
                     palette=[[0, 0, 0], [255, 255, 255]])
@@ -123,6 +129,7 @@ class RefCOCODataset(BaseDataset):
                  pseudo_label_dir: Optional[str] = None,
                  skip_missing_pseudo_labels: bool = False,
                  phrase_file: Optional[str] = None,
+                 proposal_dir: Optional[str] = None,
                  ann_file: str = 'instances.json',
                  data_prefix: dict = dict(img_path='images'),
                  **kwargs) -> None:
@@ -135,6 +142,7 @@ class RefCOCODataset(BaseDataset):
         self.pseudo_label_dir = pseudo_label_dir
         self.skip_missing_pseudo_labels = skip_missing_pseudo_labels
         self.phrase_file = phrase_file
+        self.proposal_dir = proposal_dir
         if pseudo_label_dir is not None and kwargs.get('test_mode', False):
             raise ValueError('pseudo_label_dir is for training datasets: '
                              'evaluation (test_mode=True) uses the GT masks.')
@@ -150,6 +158,9 @@ class RefCOCODataset(BaseDataset):
         if self.data_root and self.phrase_file is not None \
                 and not osp.isabs(self.phrase_file):
             self.phrase_file = osp.join(self.data_root, self.phrase_file)
+        if self.data_root and self.proposal_dir is not None \
+                and not osp.isabs(self.proposal_dir):
+            self.proposal_dir = osp.join(self.data_root, self.proposal_dir)
 
     def _reject_plain_flip(self) -> None:
         for transform in self.pipeline.transforms:
@@ -205,6 +216,8 @@ class RefCOCODataset(BaseDataset):
                              f'{self.refs_file}.')
         if not per_sentence:
             self._attach_same_image_refs(data_list)
+        if self.proposal_dir is not None:
+            self._attach_proposals(data_list)
         if self.pseudo_label_dir is not None:
             data_list = self._attach_pseudo_labels(data_list)
         return data_list
@@ -228,6 +241,23 @@ class RefCOCODataset(BaseDataset):
                 f'{self.phrase_file} (a rerun keeps the phrases already '
                 'there).')
         return phrases
+
+    def _attach_proposals(self, data_list: List[dict]) -> None:
+        """Check that every image has proposals; point samples at them."""
+        indexed = set(load_index(self.proposal_dir)['images'])
+        missing = sorted({info['image_id'] for info in data_list
+                          if str(info['image_id']) not in indexed})
+        if missing:
+            more = (f' ... ({len(missing) - 20} more)'
+                    if len(missing) > 20 else '')
+            raise KeyError(
+                f'The proposals in {self.proposal_dir} lack {len(missing)} '
+                f'images of split {self.splits} of {self.refs_file}: '
+                f'image_ids {missing[:20]}{more}. Generate them with '
+                f'tools/generate_proposals.py --out {self.proposal_dir} (a '
+                'rerun keeps the images already done).')
+        for info in data_list:
+            info['proposal_dir'] = self.proposal_dir
 
     def _attach_pseudo_labels(self, data_list: List[dict]) -> List[dict]:
         """Point every ref at its pseudo-label PNG; drop or report the refs

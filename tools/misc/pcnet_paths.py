@@ -2,8 +2,8 @@
 
     python tools/misc/pcnet_paths.py CONFIG [--cfg-options k=v ...]
 
-prints ``PHRASE_FILE PROPOSAL_DIR`` (the phrase file joined with the
-training set's ``data_root``; the ``proposal_dir`` of its LoadProposals).
+prints ``PHRASE_FILE PROPOSAL_DIR``: the training set's ``phrase_file``
+and ``proposal_dir``, joined with its ``data_root`` when relative.
 """
 import argparse
 import os.path as osp
@@ -20,15 +20,14 @@ def main() -> None:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     dataset = cfg.train_dataloader.dataset
-    phrase_file = dataset.get('phrase_file')
-    loaders = [t for t in dataset.pipeline if t['type'] == 'LoadProposals']
-    if not phrase_file or not loaders:
+    paths = [dataset.get('phrase_file'), dataset.get('proposal_dir')]
+    if not all(paths):
         raise SystemExit(f'{args.config} is not a PCNet config: it needs '
-                         'train_dataloader.dataset.phrase_file and a '
-                         'LoadProposals transform.')
-    if not osp.isabs(phrase_file):
-        phrase_file = osp.join(dataset.get('data_root') or '', phrase_file)
-    print(phrase_file, loaders[0]['proposal_dir'])
+                         'train_dataloader.dataset.phrase_file and '
+                         '.proposal_dir.')
+    root = dataset.get('data_root') or ''
+    print(*(path if osp.isabs(path) else osp.join(root, path)
+            for path in paths))
 
 
 if __name__ == '__main__':

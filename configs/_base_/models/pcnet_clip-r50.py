@@ -7,8 +7,17 @@ model = dict(
     type='PCNetSegmentor',
     decode_head=dict(
         type='PCNetHead', token_channels=512, num_stages=3, gamma=0.1),
-    loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0),
+    # RaS target: the proposal whose CLIP embedding is closest to the
+    # expression (generate_proposals.py stores the similarities).
+    loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0,
+                  select='clip'),
     loss_iad=dict(type='InstanceDisambiguationLoss', loss_weight=1.0),
     # 'both': the thresholded response (pred_sem_seg) and the proposal at
     # its peak (the paper's "segmentor" row), reported separately.
     test_cfg=dict(predict_mode='both'))
+# The PCNet inputs of a sample: phrases 1-2 (the 3rd stage uses the sentence)
+# and the proposals of the dataset's proposal_dir.
+pcnet_loading = [
+    dict(type='LoadPhrases', num_phrases=2),
+    dict(type='LoadProposals', num_proposals=40),
+]

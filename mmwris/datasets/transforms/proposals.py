@@ -1,4 +1,5 @@
 from collections import OrderedDict
+from typing import Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -27,8 +28,9 @@ class LoadProposals(BaseTransform):
     proposal with the sample's expression ``sent_id``, padded with -1).
     ``PackRISInputs`` packs them.
 
-    The dataset's ``data_root`` is not part of the results: give
-    ``proposal_dir`` as a full path (or relative to the working directory).
+    The folder is ``proposal_dir`` if given (a full path or relative to the
+    working directory), else the sample's ``proposal_dir`` (set by
+    ``RefCOCODataset(proposal_dir=...)``, relative to its ``data_root``).
     A small LRU cache keeps the last ``cache_size`` parsed files (RLE text
     only, no decoded masks).
 
@@ -36,7 +38,8 @@ class LoadProposals(BaseTransform):
     ``with_clip_sim``).
 
     Args:
-        proposal_dir (str): Output folder of the proposal tool.
+        proposal_dir (str, optional): Output folder of the proposal tool;
+            None takes the dataset's. Defaults to None.
         num_proposals (int): Channels N. Defaults to 40.
         with_clip_sim (bool): Also load the CLIP similarities. Defaults
             to True.
@@ -44,7 +47,7 @@ class LoadProposals(BaseTransform):
     """
 
     def __init__(self,
-                 proposal_dir: str,
+                 proposal_dir: Optional[str] = None,
                  num_proposals: int = 40,
                  with_clip_sim: bool = True,
                  cache_size: int = 8) -> None:
@@ -58,9 +61,9 @@ class LoadProposals(BaseTransform):
         self.cache_size = cache_size
         self._cache = OrderedDict()
 
-    def _read(self, image_id) -> tuple:
+    def _read(self, image_id, folder: str) -> tuple:
         """The parsed file of ``image_id`` and its path (LRU cached)."""
-        path = proposal_path(self.proposal_dir, image_id)
+        path = proposal_path(folder, image_id)
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path], path
@@ -69,8 +72,8 @@ class LoadProposals(BaseTransform):
         except FileNotFoundError:
             raise FileNotFoundError(
                 f'No proposals for image_id={image_id}: {path} does not '
-                f'exist in {self.proposal_dir}. Generate them with {TOOL} '
-                '(or fix LoadProposals.proposal_dir).') from None
+                f'exist in {folder}. Generate them with {TOOL} '
+                '(or fix the proposal_dir).') from None
         if self.cache_size > 0:
             self._cache[path] = record
             while len(self._cache) > self.cache_size:
@@ -78,7 +81,13 @@ class LoadProposals(BaseTransform):
         return record, path
 
     def transform(self, results: dict) -> dict:
-        record, path = self._read(results['image_id'])
+        folder = self.proposal_dir or results.get('proposal_dir')
+        if folder is None:
+            raise KeyError(
+                'LoadProposals has no proposal folder: set '
+                'LoadProposals(proposal_dir=...) or the dataset\'s '
+                f'proposal_dir (image_id={results.get("image_id")}).')
+        record, path = self._read(results['image_id'], folder)
         height, width = results['height'], results['width']
         if (record['height'], record['width']) != (height, width):
             raise ValueError(

@@ -3,7 +3,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
-from mmseg.utils import ConfigType, OptConfigType, SampleList
+from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
@@ -44,36 +44,16 @@ class PCNetSegmentor(TRISSegmentor):
             and the proposal as ``pred_proposal_seg``, which ``RISMetric``
             reports separately). The proposal modes need ``LoadProposals``
             in the test pipeline, after ``Resize`` (original size).
-        Other args: see :class:`TRISSegmentor`.
+        **kwargs: The arguments of :class:`TRISSegmentor`
+            (``image_encoder``, ``text_encoder``, ``decode_head``,
+            ``loss_cls``, ``loss_cal``, ``feature_index``...).
     """
 
     def __init__(self,
-                 image_encoder: ConfigType,
-                 text_encoder: ConfigType,
-                 decode_head: ConfigType,
-                 loss_cls: ConfigType = dict(
-                     type='ClassificationLoss', loss_weight=5.0),
-                 loss_cal: OptConfigType = None,
                  loss_ras: OptConfigType = None,
                  loss_iad: OptConfigType = None,
-                 feature_index: int = -1,
-                 gather_texts: bool = True,
-                 data_preprocessor: OptConfigType = None,
-                 train_cfg: OptConfigType = None,
-                 test_cfg: OptConfigType = None,
-                 init_cfg: OptConfigType = None) -> None:
-        super().__init__(
-            image_encoder=image_encoder,
-            text_encoder=text_encoder,
-            decode_head=decode_head,
-            loss_cls=loss_cls,
-            loss_cal=loss_cal,
-            feature_index=feature_index,
-            gather_texts=gather_texts,
-            data_preprocessor=data_preprocessor,
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            init_cfg=init_cfg)
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         self.loss_ras = MODELS.build(loss_ras) if loss_ras else None
         self.loss_iad = MODELS.build(loss_iad) if loss_iad else None
         self.num_stages = self.decode_head.num_stages
