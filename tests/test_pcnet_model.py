@@ -197,3 +197,21 @@ def test_pcnet_predict_modes():
     assert 'pred_proposal_seg' not in out[0]
     with pytest.raises(ValueError, match='predict_mode'):
         tiny_pcnet(test_cfg=dict(predict_mode='peak'))
+
+
+def test_pcnet_proposal_loss_warmup_scales_ras_and_iad():
+    from mmengine.logging import MessageHub
+    inputs = torch.randn(2, 3, SIZE, SIZE)
+    full = tiny_pcnet()
+    full.train()
+    reference = full.loss(inputs, make_samples(2))
+    model = tiny_pcnet(train_cfg=dict(proposal_loss_warmup=100))
+    model.train()
+    hub = MessageHub.get_current_instance()
+    for iteration, scale in ((0, 0.0), (25, 0.25), (400, 1.0)):
+        hub.update_info('iter', iteration)
+        losses = model.loss(inputs, make_samples(2))
+        for name in ('loss_ras_align', 'loss_iad_overlap'):
+            torch.testing.assert_close(losses[name], reference[name] * scale)
+        torch.testing.assert_close(losses['loss_cls'], reference['loss_cls'])
+    hub.update_info('iter', 0)

@@ -69,7 +69,7 @@ def test_pcnet_pipeline_on_toy_data(tmp_path):
     env = dict(PYTHON=sys.executable,
                PROPOSAL_ARGS='--backend regions --no-clip')
     run(['bash', 'tools/pipelines/pcnet.sh', TOY, str(work)] +
-               options, extra_env=env)
+        options, extra_env=env)
     phrases = json.loads((root / 'phrases.json').read_text())
     assert len(phrases) > 50
     assert all(record['phrases'] for record in phrases.values())

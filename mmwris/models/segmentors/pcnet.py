@@ -2,6 +2,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.structures import PixelData
 from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
@@ -44,6 +45,10 @@ class PCNetSegmentor(TRISSegmentor):
             and the proposal as ``pred_proposal_seg``, which ``RISMetric``
             reports separately). The proposal modes need ``LoadProposals``
             in the test pipeline, after ``Resize`` (original size).
+        train_cfg (dict): ``proposal_loss_warmup`` (int, default 0): the
+            RaS and IaD terms are scaled by ``min(1, iter / warmup)``, so a
+            model trained from scratch first learns where objects are
+            before its own response picks the RaS target proposal.
         **kwargs: The arguments of :class:`TRISSegmentor`
             (``image_encoder``, ``text_encoder``, ``decode_head``,
             ``loss_cls``, ``loss_cal``, ``feature_index``...).
@@ -54,6 +59,8 @@ class PCNetSegmentor(TRISSegmentor):
                  loss_iad: OptConfigType = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        self.proposal_loss_warmup = int(
+            self.train_cfg.get('proposal_loss_warmup', 0))
         self.loss_ras = MODELS.build(loss_ras) if loss_ras else None
         self.loss_iad = MODELS.build(loss_iad) if loss_iad else None
         self.num_stages = self.decode_head.num_stages
@@ -248,17 +255,28 @@ class PCNetSegmentor(TRISSegmentor):
             return losses
         proposals, valid = self.proposals_on_grid(data_samples,
                                                   own_maps.shape[-2:])
+        proposal_losses = {}
         if self.loss_ras is not None:
             clip_sim = self.proposal_clip_sim(data_samples,
                                               proposals.shape[1],
                                               proposals.device)
-            losses.update(
+            proposal_losses.update(
                 self.loss_ras(own_maps, proposals, valid, clip_sim=clip_sim))
         if self.loss_iad is not None:
-            losses.update(
+            proposal_losses.update(
                 self.partner_losses(visual, data_samples, own_maps[:, -1],
                                     proposals, valid))
+        scale = self.proposal_loss_scale()
+        losses.update({name: value * scale
+                       for name, value in proposal_losses.items()})
         return losses
+
+    def proposal_loss_scale(self) -> float:
+        """``min(1, iter / proposal_loss_warmup)`` (1 without warm-up)."""
+        if self.proposal_loss_warmup <= 0:
+            return 1.0
+        iteration = MessageHub.get_current_instance().get_info('iter', 0)
+        return min(1.0, iteration / self.proposal_loss_warmup)
 
     def partner_losses(self, visual: Tensor, data_samples: SampleList,
                        own_last: Tensor, proposals: Tensor,
