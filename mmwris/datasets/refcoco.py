@@ -65,6 +65,12 @@ def load_instances(ann_file: str) -> tuple:
     return images, anns
 
 
+def first_ids(ids: Sequence, limit: int = 20) -> str:
+    """``ids`` for an error message: the first ``limit``, then a count."""
+    more = f' ... ({len(ids) - limit} more)' if len(ids) > limit else ''
+    return f'{list(ids[:limit])}{more}'
+
+
 @DATASETS.register_module()
 class RefCOCODataset(BaseDataset):
     """RefCOCO / RefCOCO+ / RefCOCOg / ReferIt in the refer-toolkit layout.
@@ -231,12 +237,10 @@ class RefCOCODataset(BaseDataset):
                    for sent in ref['sentences']
                    if sent['sent_id'] not in phrases]
         if missing:
-            more = (f' ... ({len(missing) - 20} more)'
-                    if len(missing) > 20 else '')
             raise KeyError(
                 f'The phrase file {self.phrase_file} lacks {len(missing)} '
                 f'expressions of split {self.splits} of {self.refs_file}: '
-                f'sent_ids {missing[:20]}{more}. Write them with '
+                f'sent_ids {first_ids(missing)}. Write them with '
                 f'tools/decompose_phrases.py --refs {self.refs_file} --out '
                 f'{self.phrase_file} (a rerun keeps the phrases already '
                 'there).')
@@ -248,12 +252,10 @@ class RefCOCODataset(BaseDataset):
         missing = sorted({info['image_id'] for info in data_list
                           if str(info['image_id']) not in indexed})
         if missing:
-            more = (f' ... ({len(missing) - 20} more)'
-                    if len(missing) > 20 else '')
             raise KeyError(
                 f'The proposals in {self.proposal_dir} lack {len(missing)} '
                 f'images of split {self.splits} of {self.refs_file}: '
-                f'image_ids {missing[:20]}{more}. Generate them with '
+                f'image_ids {first_ids(missing)}. Generate them with '
                 f'tools/generate_proposals.py --out {self.proposal_dir} (a '
                 'rerun keeps the images already done).')
         for info in data_list:
@@ -271,11 +273,9 @@ class RefCOCODataset(BaseDataset):
             else:
                 missing.append(info['ref_id'])
         if missing and not self.skip_missing_pseudo_labels:
-            more = (f' ... ({len(missing) - 20} more)'
-                    if len(missing) > 20 else '')
             raise FileNotFoundError(
                 f'{len(missing)} of {len(data_list)} refs have no pseudo '
-                f'label in {folder}: ref_ids {missing[:20]}{more}. Generate '
+                f'label in {folder}: ref_ids {first_ids(missing)}. Generate '
                 'them (tools/generate_pseudo_labels.py) or set '
                 'skip_missing_pseudo_labels=True.')
         if missing:
