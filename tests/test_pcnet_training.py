@@ -194,8 +194,8 @@ def test_pcnet_two_process_cpu_training(pcnet_toy_root, tmp_path):
     """Phrase tokens are gathered across ranks with the sentences."""
     run(['bash', 'tools/dist_train.sh', TOY, '2', '--work-dir',
          str(tmp_path), '--cfg-options', 'train_cfg.max_iters=3',
-         'train_cfg.val_interval=3', 'train_dataloader.batch_size=4'] +
-        data_options(pcnet_toy_root),
+         'train_cfg.val_interval=3', 'train_dataloader.batch_size=4',
+         'default_hooks.logger.interval=1'] + data_options(pcnet_toy_root),
         extra_env=dict(PYTHON=sys.executable, PORT=str(free_port())))
     log = open(glob.glob(str(tmp_path / '*' / '*.log'))[0]).read()
     assert 'Distributed training: True' in log
