@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .conditional_referring import masked_softmax
+
 
 class PixelWordAttention(nn.Module):
     """Fuse an expression's words into a visual map, pixel by pixel.
@@ -85,8 +87,7 @@ class PixelWordAttention(nn.Module):
         key, value = key.permute(0, 2, 3, 1), value.transpose(1, 2)
         logits = query @ key / math.sqrt(dim)
         valid = mask[:, None, None, :].to(torch.bool)
-        logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
-        attn = torch.softmax(logits, dim=-1) * valid
+        attn = masked_softmax(logits, valid)
         gathered = (attn @ value).transpose(2, 3).reshape(
             batch, self.channels, height, width)
         return self.out(gathered)
