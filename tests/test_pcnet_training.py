@@ -127,7 +127,7 @@ def real_pcnet_root(tmp_path_factory):
         h, w = img['height'] // 3, img['width'] // 3
         pixels[h:2 * h, w:2 * w] = rng.integers(0, 255, 3, dtype=np.uint8)
         cv2.imwrite(str(root / 'images' / img['file_name']), pixels)
-    from mmwris.models.backbones.clip import build_open_clip
+    from mmwris.models.foundation import build_open_clip
     torch.save(build_open_clip(TINY_CLIP).state_dict(), root / 'clip.pth')
     refs = str(root / 'refs(umd).p')
     run([sys.executable, 'tools/decompose_phrases.py', '--refs', refs,

@@ -23,12 +23,13 @@ from mmengine.structures import PixelData
 
 from conftest import REPO, run_env
 from mmwris.datasets.transforms.loading import decode_coco_segmentation
+from mmwris.models.foundation import build_sam, build_sam_model
 from mmwris.proposals import (ColourRegionProposalGenerator,
                               ProposalCLIPSimilarity, ProposalRunner,
-                              ProposalSettingsError, build_sam,
-                              build_sam_model, decode_masks, encode_masks,
-                              images_from_refs, load_image_proposals,
-                              load_index, proposal_crops)
+                              ProposalSettingsError, decode_masks,
+                              encode_masks, images_from_refs,
+                              load_image_proposals, load_index,
+                              proposal_crops)
 from mmwris.proposals.storage import make_record, write_image_proposals
 from mmwris.registry import DATASETS, TRANSFORMS
 
@@ -48,7 +49,7 @@ SAM_ARGS = ('--backend', 'sam', '--sam-arch', 'vit_tiny',
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory):
     """Tiny SAM and CLIP state dicts saved to files."""
-    from mmwris.models.backbones.clip import build_open_clip
+    from mmwris.models.foundation import build_open_clip
     folder = tmp_path_factory.mktemp('weights')
     torch.manual_seed(0)
     torch.save(build_sam_model('vit_tiny').state_dict(), folder / 'sam.pth')

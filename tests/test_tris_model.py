@@ -37,7 +37,7 @@ LONG = ('the tall man wearing a dark blue jacket and grey trousers standing '
 
 
 def tiny_clip(arch=RN_ARCH, seed=0):
-    from mmwris.models.backbones import build_open_clip
+    from mmwris.models.foundation import build_open_clip
     torch.manual_seed(seed)
     return build_open_clip(arch).eval()
 
@@ -91,8 +91,8 @@ def build(cfg):
 
 # --------------------------------------------------------------- encoders
 def test_tokenize_keeps_eot():
-    from mmwris.models.backbones import CLIPTextEncoder
-    from mmwris.models.backbones.clip import bpe_tokenizer
+    from mmwris.models.foundation import CLIPTextEncoder
+    from mmwris.models.foundation import bpe_tokenizer
     torch.manual_seed(0)
     encoder = CLIPTextEncoder(RN_ARCH, context_length=8).eval()
     tok = bpe_tokenizer()
@@ -118,7 +118,7 @@ def test_tokenize_keeps_eot():
 def test_text_encoder_matches_open_clip(clip_file):
     """Short expressions: identical to open_clip's own encode_text."""
     import open_clip
-    from mmwris.models.backbones import CLIPTextEncoder
+    from mmwris.models.foundation import CLIPTextEncoder
     path, clip = clip_file
     encoder = CLIPTextEncoder(RN_ARCH, pretrained=path).eval()
     with torch.no_grad():
@@ -128,7 +128,7 @@ def test_text_encoder_matches_open_clip(clip_file):
 
 
 def test_loading_reproduces_outputs(clip_file, tmp_path):
-    from mmwris.models.backbones import CLIPVisionEncoder
+    from mmwris.models.foundation import CLIPVisionEncoder
     path, clip = clip_file
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -162,7 +162,7 @@ class _ScriptHolder(torch.nn.Module):
 
 
 def test_loading_torchscript(tmp_path):
-    from mmwris.models.backbones import build_open_clip
+    from mmwris.models.foundation import build_open_clip
     clip = tiny_clip(dict(RN_ARCH, quick_gelu=True), seed=2)
     path = str(tmp_path / 'openai_style.pt')
     with warnings.catch_warnings():
@@ -178,7 +178,7 @@ def test_loading_torchscript(tmp_path):
 
 
 def test_loading_mismatch_names_keys_and_file(tmp_path):
-    from mmwris.models.backbones import CLIPVisionEncoder
+    from mmwris.models.foundation import CLIPVisionEncoder
     path = tmp_path / 'vit_clip.pth'
     torch.save(tiny_clip(VIT_ARCH).state_dict(), path)
     with pytest.raises(RuntimeError) as error:
@@ -194,7 +194,7 @@ def test_loading_mismatch_names_keys_and_file(tmp_path):
 
 
 def test_vision_encoder_shapes_and_freezing():
-    from mmwris.models.backbones import CLIPVisionEncoder
+    from mmwris.models.foundation import CLIPVisionEncoder
     torch.manual_seed(0)
     encoder = CLIPVisionEncoder(RN_ARCH)
     feats = encoder(torch.randn(2, 3, 128, 128))

@@ -30,7 +30,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from mmwris.datasets.refcoco import load_instances, load_refs
-from mmwris.models.losses.clip_scorer import FrozenCLIPScorer
+from mmwris.models.foundation import FrozenCLIPScorer
 from mmwris.proposals import (ProposalCLIPSimilarity, ProposalRunner,
                               ProposalSettingsError, images_from_refs)
 from mmwris.registry import TASK_UTILS

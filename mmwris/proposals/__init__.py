@@ -2,12 +2,10 @@
 from .clip_similarity import ProposalCLIPSimilarity, proposal_crops
 from .generators import ColourRegionProposalGenerator, SAMProposalGenerator
 from .runner import ProposalRunner, ProposalSettingsError, images_from_refs
-from .sam import SAM_ARCHS, build_sam, build_sam_model, load_sam_weights
 from .storage import (decode_masks, encode_masks, load_image_proposals,
                       load_index, proposal_path, read_proposal_file)
 
 __all__ = [
-    'SAM_ARCHS', 'build_sam', 'build_sam_model', 'load_sam_weights',
     'SAMProposalGenerator', 'ColourRegionProposalGenerator',
     'ProposalCLIPSimilarity', 'proposal_crops', 'ProposalRunner',
     'ProposalSettingsError', 'images_from_refs', 'decode_masks',

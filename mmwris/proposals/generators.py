@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from mmwris.models.foundation.sam import ArchType, build_sam
 from mmwris.registry import TASK_UTILS
-from .sam import ArchType, build_sam
 
 ProposalOutput = Tuple[np.ndarray, np.ndarray]
 

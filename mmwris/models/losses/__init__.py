@@ -1,6 +1,5 @@
 from .calibration_loss import CalibrationLoss
 from .classification_loss import ClassificationLoss
-from .clip_scorer import FrozenCLIPScorer
 from .instance_disambiguation_loss import InstanceDisambiguationLoss
 from .proposal_ops import (masked_argmax, normalize_response,
                            proposal_alignment, select_peak_proposal,
@@ -8,7 +7,7 @@ from .proposal_ops import (masked_argmax, normalize_response,
 from .region_shrinking_loss import RegionShrinkingLoss
 
 __all__ = [
-    'CalibrationLoss', 'ClassificationLoss', 'FrozenCLIPScorer',
+    'CalibrationLoss', 'ClassificationLoss',
     'InstanceDisambiguationLoss', 'RegionShrinkingLoss', 'masked_argmax',
     'normalize_response', 'proposal_alignment', 'select_peak_proposal',
     'soft_iou'

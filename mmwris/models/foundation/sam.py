@@ -7,12 +7,12 @@ released checkpoints (``sam_vit_b_01ec64.pth``...) load strictly.
 ``vit_tiny`` is a ~91k-parameter model for tests and CPU smoke runs.
 """
 import copy
-import os.path as osp
 from functools import partial
-from typing import Dict, List, Union
+from typing import Dict, Union
 
-import torch
 import torch.nn as nn
+
+from .checkpoint import load_weights_strict
 
 ArchType = Union[str, dict]
 
@@ -116,53 +116,16 @@ def build_sam_model(arch: ArchType) -> nn.Module:
     return model.eval()
 
 
-def _list_keys(keys: List[str], limit: int = 10) -> str:
-    shown = ', '.join(keys[:limit])
-    more = f', ... ({len(keys) - limit} more)' if len(keys) > limit else ''
-    return f'{len(keys)}: [{shown}{more}]'
-
-
 def load_sam_weights(model: nn.Module, checkpoint: str) -> None:
-    """Load a local SAM state dict strictly.
-
-    Accepts a plain state dict (the official files) or one wrapped in
-    ``'state_dict'``/``'model'``.
+    """Load a local SAM state dict strictly (see
+    :func:`load_weights_strict`; the official files are plain state dicts).
 
     Raises:
         FileNotFoundError: The file does not exist.
         RuntimeError: Naming the file and listing the missing, unexpected
             and wrongly shaped keys (e.g. ``vit_b`` weights for ``vit_l``).
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(
-            f'SAM checkpoint "{checkpoint}" does not exist (mmwris never '
-            'downloads weights: give the path of a local file).')
-    try:
-        state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise RuntimeError(
-            f'Cannot read the SAM checkpoint "{checkpoint}": {e}') from e
-    if isinstance(state, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict):
-        raise TypeError(f'"{checkpoint}" holds a {type(state).__name__}, '
-                        'not a SAM state dict.')
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}'
-                  for k, v in own.items()
-                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or mismatched:
-        raise RuntimeError(
-            f'The SAM checkpoint "{checkpoint}" does not match the '
-            f'architecture. Missing keys {_list_keys(missing)}; unexpected '
-            f'keys {_list_keys(unexpected)}; shape mismatches (file vs '
-            f'model) {_list_keys(mismatched)}.')
-    model.load_state_dict(state, strict=True)
+    load_weights_strict(model, checkpoint, 'SAM')
 
 
 def build_sam(arch: ArchType, checkpoint: str) -> nn.Module:

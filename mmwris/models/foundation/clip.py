@@ -6,7 +6,6 @@ only from the file given as ``pretrained``.
 """
 import copy
 import logging
-import os.path as osp
 import warnings
 from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -18,6 +17,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmwris.registry import MODELS
+from .checkpoint import load_weights_strict
 
 ArchType = Union[str, dict]
 
@@ -25,98 +25,25 @@ ArchType = Union[str, dict]
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 
 
-def _read_state_dict(path: str) -> Tuple[Dict[str, Tensor], bool]:
-    """Read a CLIP state dict from a plain, wrapped or TorchScript file.
-
-    Returns:
-        tuple: The state dict and whether the file was TorchScript (OpenAI).
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'CLIP weights file "{path}" does not exist (mmwris never '
-            'downloads weights: give the path of a local file).')
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                'ignore', message='.*TorchScript archive.*')
-            checkpoint = torch.load(
-                path, map_location='cpu', weights_only=True)
-    except Exception as load_error:
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings('ignore', category=FutureWarning)
-                checkpoint = torch.jit.load(path, map_location='cpu')
-        except Exception:
-            raise RuntimeError(
-                f'Cannot read CLIP weights from "{path}": {load_error}'
-            ) from load_error
-    scripted = isinstance(checkpoint, torch.jit.ScriptModule)
-    if scripted:
-        checkpoint = checkpoint.state_dict()
-    if isinstance(checkpoint, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(checkpoint.get(key), dict):
-                checkpoint = checkpoint[key]
-                break
-    if not isinstance(checkpoint, dict):
-        raise TypeError(f'"{path}" holds a {type(checkpoint).__name__}, not '
-                        'a CLIP state dict.')
-    state_dict = {}
-    for key, value in checkpoint.items():
-        if key in _OPENAI_EXTRA_KEYS:
-            continue
-        if key.startswith('module.'):
-            key = key[len('module.'):]
-        state_dict[key] = value
-    return state_dict, scripted
-
-
-def _list_keys(keys: List[str], limit: int = 10) -> str:
-    shown = ', '.join(keys[:limit])
-    more = f', ... ({len(keys) - limit} more)' if len(keys) > limit else ''
-    return f'{len(keys)}: [{shown}{more}]'
-
-
 def load_clip_weights(model: nn.Module, path: str) -> None:
     """Load ``path`` into ``model`` strictly, explaining any mismatch.
 
-    Non-persistent buffers that TorchScript files store (``attn_mask``) and
-    BatchNorm ``num_batches_tracked`` counters are not required.
-
-    Raises:
-        RuntimeError: Naming the file and listing the missing, unexpected
-            and wrongly shaped keys (the first 10 of each, with counts).
+    Plain, wrapped and OpenAI TorchScript files are read (see
+    :func:`load_weights_strict`); BatchNorm ``num_batches_tracked``
+    counters are not required.
     """
     from open_clip.transformer import QuickGELU
 
-    state_dict, scripted = _read_state_dict(path)
+    scripted = load_weights_strict(
+        model, path, 'CLIP', allow_torchscript=True,
+        drop_keys=_OPENAI_EXTRA_KEYS,
+        optional_suffixes=('num_batches_tracked', ))
     if scripted and not any(
             isinstance(m, QuickGELU) for m in model.modules()):
         warnings.warn(
             f'"{path}" is a TorchScript (OpenAI) CLIP, trained with '
             'QuickGELU, but the architecture uses GELU: build it with the '
             '"-quickgelu" model name (e.g. "RN50-quickgelu").')
-    own = model.state_dict()
-    for name, _ in model.named_buffers():
-        if name not in own:
-            state_dict.pop(name, None)
-    missing = [
-        k for k in own
-        if k not in state_dict and not k.endswith('num_batches_tracked')
-    ]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [
-        f'{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}'
-        for k, v in own.items()
-        if k in state_dict and state_dict[k].shape != v.shape
-    ]
-    if missing or unexpected or mismatched:
-        raise RuntimeError(
-            f'The CLIP weights in "{path}" do not match the architecture '
-            f'({type(model).__name__}). Missing keys {_list_keys(missing)}; '
-            f'unexpected keys {_list_keys(unexpected)}; shape mismatches '
-            f'(file vs model) {_list_keys(mismatched)}.')
-    model.load_state_dict(state_dict, strict=False)
 
 
 class _DropRecords(logging.Filter):

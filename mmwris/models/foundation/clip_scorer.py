@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from ..backbones.clip import ArchType, bpe_tokenizer, build_open_clip
+from .clip import ArchType, bpe_tokenizer, build_open_clip
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

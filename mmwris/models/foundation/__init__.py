@@ -1,0 +1,15 @@
+"""Foundation models (CLIP, SAM): built offline, weights from local files
+through one strict loader (:mod:`.checkpoint`)."""
+from .checkpoint import list_keys, load_weights_strict, read_state_dict
+from .clip import (CLIPTextEncoder, CLIPVisionEncoder, bpe_tokenizer,
+                   build_open_clip, load_clip_weights)
+from .clip_scorer import FrozenCLIPScorer
+from .sam import (SAM_ARCHS, build_sam, build_sam_model, load_sam_weights,
+                  sam_settings)
+
+__all__ = [
+    'CLIPTextEncoder', 'CLIPVisionEncoder', 'FrozenCLIPScorer', 'SAM_ARCHS',
+    'bpe_tokenizer', 'build_open_clip', 'build_sam', 'build_sam_model',
+    'list_keys', 'load_clip_weights', 'load_sam_weights',
+    'load_weights_strict', 'read_state_dict', 'sam_settings'
+]
