@@ -1,8 +1,3 @@
-_base_ = [
-    '../_base_/models/center_prior.py', '../_base_/datasets/refclef_berkeley.py',
-    '../_base_/default_runtime.py'
-]
-# Evaluation only: the centre prior has nothing to train.
-train_dataloader = None
-test_cfg = dict(type='TestLoop')
-val_cfg = dict(type='ValLoop')
+_base_ = ['../_base_/models/center_prior.py',
+          '../_base_/datasets/refclef_berkeley.py', '../_base_/schedules/eval_only.py']
+train_dataloader = None  # evaluation only: nothing to train

@@ -20,11 +20,12 @@ pcnet_loading = [
     dict(type='LoadPhrases', num_phrases=2),
     dict(type='LoadProposals', num_proposals=40, with_clip_sim=False),
 ]
-train_pipeline = (_base_.train_pipeline[:2] + pcnet_loading +
-                  _base_.train_pipeline[2:])
-test_pipeline = (_base_.test_pipeline[:3] + pcnet_loading +
-                 _base_.test_pipeline[3:])
+pcnet_train_pipeline = _base_.load_image + _base_.load_annotations + \
+    pcnet_loading + _base_.resize + _base_.pack
+pcnet_test_pipeline = _base_.load_image + _base_.resize + \
+    _base_.load_annotations + pcnet_loading + _base_.pack
 pcnet_data = dict(phrase_file=phrase_file, proposal_dir=proposal_dir)
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline, **pcnet_data))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline, **pcnet_data))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline, **pcnet_data))
+train_dataloader = dict(
+    dataset=dict(pipeline=pcnet_train_pipeline, **pcnet_data))
+val_dataloader = dict(dataset=dict(pipeline=pcnet_test_pipeline, **pcnet_data))
+test_dataloader = val_dataloader

@@ -1,65 +1,9 @@
-# ReferIt / refclef (Berkeley splits): refer-toolkit layout under data/ (see README, "Data preparation").
-dataset_type = 'RefCOCODataset'
-data_root = 'data'
-ann_file = 'refclef/instances.json'
-refs_file = 'refclef/refs(berkeley).p'
-img_prefix = 'images/saiapr_tc-12'
-crop_size = (320, 320)
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadRISAnnotations'),
-    dict(type='Resize', scale=crop_size, keep_ratio=False),
-    dict(type='PackRISInputs'),
-]
-# The mask is loaded after Resize so that metrics see it at original size.
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=crop_size, keep_ratio=False),
-    dict(type='LoadRISAnnotations'),
-    dict(type='PackRISInputs'),
-]
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=ann_file,
-        refs_file=refs_file,
-        data_prefix=dict(img_path=img_prefix),
-        split='train',
-        num_negatives=3,
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=ann_file,
-        refs_file=refs_file,
-        data_prefix=dict(img_path=img_prefix),
-        split='val',
-        test_mode=True,
-        pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=ann_file,
-        refs_file=refs_file,
-        data_prefix=dict(img_path=img_prefix),
-        split=['val', 'test'],
-        test_mode=True,
-        pipeline=test_pipeline))
-val_evaluator = dict(type='RISMetric')
-test_evaluator = val_evaluator
+# ReferIt / refclef (Berkeley splits): refer-toolkit layout under data/
+# (see README); its own image folder.
+_base_ = ['./refer.py']
+refer_files = dict(
+    ann_file='refclef/instances.json', refs_file='refclef/refs(berkeley).p',
+    data_prefix=dict(img_path='images/saiapr_tc-12'))
+train_dataloader = dict(dataset=refer_files)
+val_dataloader = dict(dataset=refer_files)
+test_dataloader = dict(dataset=dict(refer_files, split=['val', 'test']))

@@ -15,9 +15,4 @@ model = dict(
     # 'both': the thresholded response (pred_sem_seg) and the proposal at
     # its peak (the paper's "segmentor" row), reported separately.
     test_cfg=dict(predict_mode='both'))
-# The PCNet inputs of a sample: phrases 1-2 (the 3rd stage uses the sentence)
-# and the proposals of the dataset's proposal_dir.
-pcnet_loading = [
-    dict(type='LoadPhrases', num_phrases=2),
-    dict(type='LoadProposals', num_proposals=40),
-]
+# Its data: pcnet_loading in ../datasets/refer.py (phrases, proposals).

@@ -4,25 +4,10 @@
 # each fused stage feeding the next (early fusion), a top-down decoder with
 # one side output per stage (deep supervision, BCE, 255 ignored).
 # Weights are read from a local file: set clip_weights.
-clip_arch = 'RN50-quickgelu'  # OpenAI weights use QuickGELU
-clip_weights = None
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[122.7709, 116.7460, 104.0937],
-    std=[68.5005, 66.6322, 70.3232],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=(320, 320))
+_base_ = ['./clip_inputs.py']
 model = dict(
     type='TRISStep2Segmentor',
-    data_preprocessor=data_preprocessor,
-    image_encoder=dict(
-        type='CLIPVisionEncoder', arch=clip_arch, pretrained=clip_weights,
-        out_indices=(0, 1, 2, 3)),
-    text_encoder=dict(
-        type='CLIPTextEncoder', arch=clip_arch, pretrained=clip_weights,
-        context_length=20),
+    **_base_.clip_towers,
     fusion_stages=(1, 2, 3),
     fusion_cfg=dict(channels=None, num_heads=1, dropout=0.0),
     early_fusion=True,

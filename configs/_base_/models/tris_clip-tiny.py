@@ -4,17 +4,12 @@
 # unused last stage is dropped, which DDP requires). The
 # calibration loss needs a *trained* frozen CLIP scorer, which a from-scratch
 # toy run does not have, so it is off here (see the RN50 configs).
-_base_ = ['./tris_clip-r50.py']
-tiny_clip = dict(
-    embed_dim=64,
-    vision_cfg=dict(layers=(1, 1, 1, 1), width=16, image_size=128),
-    text_cfg=dict(
-        context_length=20, vocab_size=49408, width=64, heads=2, layers=2))
+_base_ = ['./tris_clip-r50.py', './clip_tiny.py']
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
     image_encoder=dict(
-        arch=dict(tiny_clip, _delete_=True), out_indices=(0, 1, 2)),
-    text_encoder=dict(arch=dict(tiny_clip, _delete_=True)),
+        arch=dict(_base_.tiny_clip, _delete_=True), out_indices=(0, 1, 2)),
+    text_encoder=dict(arch=dict(_base_.tiny_clip, _delete_=True)),
     decode_head=dict(in_channels=256, text_channels=64, channels=64),
     feature_index=2,
     loss_cal=None)

@@ -1,9 +1,7 @@
-_base_ = ['../default_runtime.py']
+_base_ = ['./adamw.py']
 # TRIS recipe: AdamW 5e-5, weight decay 1e-2, backbone lr x0.1, poly decay,
 # 15 epochs.
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=5e-5, weight_decay=1e-2),
     paramwise_cfg=dict(custom_keys=dict(
         image_encoder=dict(lr_mult=0.1), text_encoder=dict(lr_mult=0.1))))
 param_scheduler = [
@@ -11,11 +9,8 @@ param_scheduler = [
          by_epoch=True, convert_to_iter_based=True)
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=15, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-# Epoch-based logging and checkpoints; keep the best val mIoU.
+# Epoch-based logging and checkpoints (the 3 latest and the best).
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
-                    max_keep_ckpts=3, save_best='val/mIoU', rule='greater'))
+    logger=dict(log_metric_by_epoch=True),
+    checkpoint=dict(by_epoch=True, interval=1, max_keep_ckpts=3))
 log_processor = dict(by_epoch=True)
