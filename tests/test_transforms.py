@@ -115,3 +115,53 @@ def test_bad_segmentation_names_annotation():
     results['segmentation'] = 'nonsense'
     with pytest.raises(ValueError, match='ann_id=3'):
         Compose([dict(type='LoadRISAnnotations')])(results)
+
+
+def test_pack_gives_a_ris_data_sample_with_typed_fields():
+    """PackRISInputs packs a RISDataSample: its referring properties read
+    the metainfo keys of mmwris.structures.fields, None when unset."""
+    from mmseg.structures import SegDataSample
+
+    from mmwris.structures import RISDataSample
+    from mmwris.structures import fields as F
+    results = toy_results()
+    results.update(phrases=['a box', 'the box'], partner_text=None)
+    sample = Compose([dict(type='LoadRISAnnotations'),
+                      dict(type='PackRISInputs')])(results)['data_samples']
+    assert type(sample) is RISDataSample
+    assert isinstance(sample, SegDataSample)
+    assert sample.phrases == sample.metainfo[F.PHRASES] == ['a box',
+                                                            'the box']
+    assert F.PARTNER_TEXT in sample and sample.partner_text is None
+    # Unset PCNet fields: None through the property, absent otherwise.
+    assert sample.proposal_clip_sim is None
+    assert F.PROPOSAL_CLIP_SIM not in sample
+    assert sample.metainfo.get(F.PROPOSAL_CLIP_SIM) is None
+    assert sample.get(F.PROPOSAL_CLIP_SIM, 'unset') == 'unset'
+    assert not sample.has_proposals and sample.proposals is None
+    assert sample.negatives == ['Right one', 'top thing']
+    assert sample.gt_sem_seg.data.shape == (1, 40, 60)
+
+
+def test_ris_data_sample_assignment_is_metainfo_and_survives_copies():
+    import copy
+    import pickle
+
+    import torch
+    from mmengine.structures import PixelData
+
+    from mmwris.structures import RISDataSample
+    sample = RISDataSample(metainfo=dict(text='the dog'))
+    sample.neg_texts = ['a cat']
+    assert set(sample.metainfo_keys()) == {'neg_texts', 'text'}
+    assert 'neg_texts' not in sample.keys()
+    sample.set_data(dict(gt_proposals=PixelData(data=torch.ones(2, 3, 3))))
+    assert sample.has_proposals and 'gt_proposals' in sample
+    for other in (copy.deepcopy(sample), pickle.loads(pickle.dumps(sample)),
+                  sample.clone()):
+        assert other.text == 'the dog' and other.neg_texts == ['a cat']
+        assert other.proposals.data.shape == (2, 3, 3)
+    new = sample.new(metainfo=dict(text='a bird'))
+    assert (new.text, sample.text) == ('a bird', 'the dog')
+    del sample.neg_texts
+    assert 'neg_texts' not in sample and sample.neg_texts is None

@@ -4,18 +4,15 @@ from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs
 
 from mmwris.registry import TRANSFORMS
+from mmwris.structures import RISDataSample
+from mmwris.structures import fields as F
 
-RIS_META_KEYS = ('img_path', 'ori_shape', 'img_shape', 'pad_shape',
-                 'scale_factor', 'flip', 'flip_direction', 'text',
-                 'neg_texts', 'sent_id', 'ref_id', 'ann_id', 'image_id',
-                 'category_id', 'split', 'gt_bbox', 'phrases',
-                 'partner_text', 'partner_phrases', 'partner_sent_id',
-                 'partner_ref_id', 'proposal_scores', 'proposal_clip_sim')
+RIS_META_KEYS = F.META_KEYS
 
 
 @TRANSFORMS.register_module()
 class PackRISInputs(PackSegInputs):
-    """Pack a referring sample: image tensor plus a ``SegDataSample``.
+    """Pack a referring sample: image tensor plus a ``RISDataSample``.
 
     The data sample carries the expression (``text``), the training
     negatives (``neg_texts``), the ids (``ref_id``, ``sent_id``, ``ann_id``,
@@ -36,15 +33,18 @@ class PackRISInputs(PackSegInputs):
 
     def transform(self, results: dict) -> dict:
         packed = super().transform(results)
-        if 'text' not in packed['data_samples']:
+        seg_sample = packed['data_samples']
+        if F.TEXT not in seg_sample:
             raise KeyError('PackRISInputs needs the expression ("text"); '
                            'is the dataset a referring dataset?')
-        if 'gt_proposals' in results:
-            proposals = np.asarray(results['gt_proposals'])
+        sample = RISDataSample(metainfo=seg_sample.metainfo)
+        sample.set_data(dict(seg_sample.items()))
+        packed['data_samples'] = sample
+        if F.GT_PROPOSALS in results:
+            proposals = np.asarray(results[F.GT_PROPOSALS])
             if proposals.ndim == 2:
                 proposals = proposals[..., None]
             data = torch.from_numpy(
                 np.ascontiguousarray(proposals.transpose(2, 0, 1)))
-            packed['data_samples'].set_data(
-                dict(gt_proposals=PixelData(data=data)))
+            sample.set_data({F.GT_PROPOSALS: PixelData(data=data)})
         return packed

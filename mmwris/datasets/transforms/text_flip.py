@@ -3,6 +3,7 @@ import re
 from mmseg.datasets.transforms import RandomFlip
 
 from mmwris.registry import TRANSFORMS
+from mmwris.structures import fields as F
 
 LEFT_RIGHT = {
     'left': 'right', 'right': 'left',
@@ -39,9 +40,8 @@ class RandomFlipWithText(RandomFlip):
     def __init__(self, prob: float = 0.5, **kwargs) -> None:
         super().__init__(prob=prob, direction='horizontal', **kwargs)
 
-    TEXT_KEYS = ('text', 'partner_text')
-    TEXT_LIST_KEYS = ('neg_texts', 'phrases', 'partner_phrases',
-                      'sentence_phrases', 'partner_sentence_phrases')
+    TEXT_KEYS = F.TEXT_KEYS
+    TEXT_LIST_KEYS = F.TEXT_LIST_KEYS
 
     def _flip(self, results: dict) -> None:
         super()._flip(results)
