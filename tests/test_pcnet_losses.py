@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from mmwris.models.losses import (InstanceDisambiguationLoss,
-                                  RegionShrinkingLoss, masked_argmax,
-                                  normalize_response, proposal_alignment,
-                                  select_peak_proposal, soft_iou)
+                                  RegionShrinkingLoss)
+from mmwris.models.utils import (masked_argmax, normalize_response,
+                                 proposal_alignment, select_peak_proposal,
+                                 soft_iou)
 
 BIG = 30.0
 TOL = dict(rel=0, abs=1e-5)

@@ -88,9 +88,10 @@ def test_pcnet_head_stages_and_shared_or_per_image_text():
         head(visual, text, cues[:2])
 
 
-def tiny_pcnet(**overrides):
+def tiny_pcnet(head=None, **overrides):
     cfg = Config.fromfile(TOY)
     cfg.model.data_preprocessor.size = (SIZE, SIZE)
+    cfg.model.decode_head.update(head or {})
     cfg.model.update(overrides)
     torch.manual_seed(0)
     return MODELS.build(cfg.model)
@@ -138,7 +139,7 @@ def test_pcnet_losses_and_gradients_reach_every_stage():
 def test_pcnet_classification_averages_stages():
     """loss_cls is the mean of the stages' classification losses."""
     from mmwris.models.layers import image_text_scores
-    model = tiny_pcnet(loss_ras=None, loss_iad=None)
+    model = tiny_pcnet(head=dict(loss_ras=None, loss_iad=None))
     model.train()
     inputs = torch.randn(3, 3, SIZE, SIZE)
     samples = make_samples(3)
@@ -148,7 +149,7 @@ def test_pcnet_classification_averages_stages():
     maps = model.decode_head(visual, sentence,
                              model._stage_cues(tokens, mask))
     target = torch.eye(3)
-    expected = sum(model.loss_cls(image_text_scores(m), target)
+    expected = sum(model.decode_head.loss_cls(image_text_scores(m), target)
                    for m in maps) / 3
     torch.testing.assert_close(losses['loss_cls'], expected)
 
@@ -173,9 +174,14 @@ def test_pcnet_needs_phrases_and_proposals():
         model.loss(inputs, samples)
 
 
-def test_pcnet_predict_modes():
+def peak_decoder(output):
+    return dict(mask_decoder=dict(type='PeakProposalMaskDecoder',
+                                  output=output))
+
+
+def test_pcnet_peak_proposal_mask_decoder():
     inputs = torch.randn(2, 3, SIZE, SIZE)
-    model = tiny_pcnet(test_cfg=dict(predict_mode='both'))
+    model = tiny_pcnet(test_cfg=peak_decoder('both'))
     model.eval()
     with torch.no_grad():
         out = model.predict(inputs, make_samples(2))
@@ -189,14 +195,16 @@ def test_pcnet_predict_modes():
         assert sample.pred_sem_seg.data.shape == (1, SIZE, SIZE)
     stages = model._forward(inputs, make_samples(2))
     assert stages.shape[:2] == (2, 3)
-    model = tiny_pcnet(test_cfg=dict(predict_mode='proposal'))
+    model = tiny_pcnet(test_cfg=peak_decoder('proposal'))
     model.eval()
     with torch.no_grad():
         out = model.predict(inputs, make_samples(2))
     assert out[0].pred_sem_seg.data.sum() == SIZE * SIZE // 2
     assert 'pred_proposal_seg' not in out[0]
-    with pytest.raises(ValueError, match='predict_mode'):
-        tiny_pcnet(test_cfg=dict(predict_mode='peak'))
+    with pytest.raises(ValueError, match='output must be one of'):
+        tiny_pcnet(test_cfg=peak_decoder('peak'))
+    with pytest.raises(ValueError, match='replaced by test_cfg.mask_decoder'):
+        tiny_pcnet(test_cfg=dict(predict_mode='both'))
 
 
 def test_pcnet_proposal_loss_warmup_scales_ras_and_iad():

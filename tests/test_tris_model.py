@@ -77,10 +77,10 @@ def tris_cfg(image_encoder=None, in_channels=512, loss_cal=True, **kwargs):
         text_encoder=dict(type='CLIPTextEncoder', arch=RN_ARCH),
         decode_head=dict(
             type='TRISHead', in_channels=in_channels, text_channels=64,
-            channels=32),
-        loss_cls=dict(type='ClassificationLoss', loss_weight=5.0),
-        loss_cal=(dict(type='CalibrationLoss', scorer=dict(arch=VIT_ARCH))
-                  if loss_cal else None),
+            channels=32,
+            loss_cls=dict(type='ClassificationLoss', loss_weight=5.0),
+            loss_cal=(dict(type='CalibrationLoss', scorer=dict(arch=VIT_ARCH))
+                      if loss_cal else None)),
         **kwargs)
 
 
@@ -96,7 +96,8 @@ def test_tokenize_keeps_eot():
     torch.manual_seed(0)
     encoder = CLIPTextEncoder(RN_ARCH, context_length=8).eval()
     tok = bpe_tokenizer()
-    ids, mask = encoder.tokenize([LONG, 'blue car'])
+    tokenized = encoder.tokenize([LONG, 'blue car'])
+    ids, mask = tokenized['ids'], tokenized['mask']
     assert len(tok.encode(LONG)) > 8
     assert ids[0, 0] == tok.sot_token_id and ids[0, -1] == tok.eot_token_id
     assert mask[0].all()
@@ -108,6 +109,9 @@ def test_tokenize_keeps_eot():
 
     with torch.no_grad():
         out = encoder([LONG, 'blue car'])
+        pre = encoder(tokenized)
+    for key in ('tokens', 'mask', 'sentence'):
+        torch.testing.assert_close(pre[key], out[key])
     assert out['tokens'].shape == (2, 8, 64)
     assert out['sentence'].shape == (2, 64)
     eot = torch.tensor([7, len(short) - 1])
@@ -344,6 +348,7 @@ def test_segmentor_with_mmseg_backbone():
 
 def test_segmentor_scores_against_all_ranks_texts(monkeypatch):
     """With 3 extra texts from 'rank 0', targets sit at offset 3."""
+    import mmwris.models.decode_heads.response_head as head_module
     import mmwris.models.segmentors.tris as tris_module
     torch.manual_seed(0)
     model = build(tris_cfg(loss_cal=False))
@@ -353,7 +358,7 @@ def test_segmentor_scores_against_all_ranks_texts(monkeypatch):
         return torch.cat([other, x]), 3
 
     captured = {}
-    original = tris_module.image_text_scores
+    original = head_module.image_text_scores
 
     def spy(maps):
         captured['maps'] = maps
@@ -361,7 +366,7 @@ def test_segmentor_scores_against_all_ranks_texts(monkeypatch):
         return captured['scores']
 
     monkeypatch.setattr(tris_module, 'gather_with_grad', fake_gather)
-    monkeypatch.setattr(tris_module, 'image_text_scores', spy)
+    monkeypatch.setattr(head_module, 'image_text_scores', spy)
     losses = model.loss(torch.randn(2, 3, 64, 64), samples(TEXTS[:2]))
     assert captured['maps'].shape[:2] == (2, 5)
     target = torch.zeros(2, 5)

@@ -117,9 +117,16 @@ def test_late_fusion_and_bad_args():
     assert len(sides) == 4 and sides[-1].shape == (2, 1, 16, 16)
     with pytest.raises(ValueError, match='fusion_stages'):
         build_model(fusion_stages=(1, 4))
-    with pytest.raises(ValueError, match='early_fusion'):
-        build_model(image_encoder=dict(out_indices=(1, 2, 3)),
-                    fusion_stages=(1, 2))
+    # early fusion needs the staged-encoder interface (mmseg's ResNet
+    # returns its stages at once)
+    from mmwris.registry import MODELS
+    cfg = Config.fromfile(TINY_CFG).model
+    cfg.image_encoder = dict(type='ResNetV1c', depth=18, in_channels=3)
+    cfg.visual_channels = (64, 128, 256, 512)
+    with pytest.raises(TypeError, match='staged-encoder interface'):
+        MODELS.build(cfg)
+    cfg.early_fusion = False
+    assert MODELS.build(cfg).early_fusion is False
 
 
 def test_text_padding_does_not_change_predictions(model):
@@ -138,7 +145,7 @@ def test_text_padding_does_not_change_predictions(model):
 
 
 def test_masked_bce_hand_computed():
-    from mmwris.models.segmentors import masked_bce_with_logits
+    from mmwris.models.losses import masked_bce_with_logits
     logits = torch.tensor([[[2.0, -1.0], [0.5, 3.0]],
                            [[-2.0, 1.0], [4.0, -4.0]]])
     target = torch.tensor([[[1, 0], [255, 1]], [[255, 255], [0, 255]]])
@@ -203,7 +210,7 @@ def test_loss_ignores_255(model):
     # Gradients reach no ignored pixel of the upsampled final logits.
     final = F.interpolate(sides[-1], size=(64, 64), mode='bilinear',
                           align_corners=False)[:, 0].requires_grad_()
-    from mmwris.models.segmentors import masked_bce_with_logits
+    from mmwris.models.losses import masked_bce_with_logits
     masked_bce_with_logits(final, target).backward()
     assert (final.grad[~valid] == 0).all()
     assert (final.grad[valid] != 0).any()
@@ -267,6 +274,7 @@ def test_predict_at_original_size(model):
         assert torch.equal(pred, (logits >= 0.5).long())
         assert result.response_norm == 'sigmoid'
         assert result.mask_threshold == 0.5
+        assert type(model.mask_decoder).__name__ == 'ThresholdMaskDecoder'
 
 
 # ------------------------------------------------------------ pseudo labels
@@ -407,7 +415,7 @@ def test_step2_configs_parse():
         cfg = Config.fromfile(path)
         assert cfg.model.type == 'TRISStep2Segmentor'
         assert cfg.model.fusion_stages == (1, 2, 3)
-        assert cfg.model.test_cfg.response_norm == 'sigmoid'
+        assert cfg.model.test_cfg.mask_decoder.norm == 'sigmoid'
         train = cfg.train_dataloader
         assert train.dataset.pseudo_label_dir
         assert 'pseudo_label_dir' not in cfg.val_dataloader.dataset
@@ -436,5 +444,5 @@ def test_tiny_config_builds():
     assert cfg.model.image_encoder.arch == cfg.tiny_clip
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == 'TRISStep2Segmentor'
-    assert model.response_norm == 'sigmoid'
+    assert model.mask_decoder.norm == 'sigmoid'
     assert model.image_encoder.out_channels == [64, 128, 256, 512]

@@ -1,11 +1,11 @@
-from typing import List, Sequence, Union
+from typing import Dict, List, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
-from mmseg.utils import ConfigType, OptConfigType
+from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
@@ -26,6 +26,12 @@ class TRISStep2Head(BaseModule):
     3x3 conv + norm + ReLU (LAVT's decoder with one stage per encoder
     stage).
 
+    Deep supervision (:meth:`loss`): every side output is up-sampled
+    (bilinear) to the padded input size and supervised with ``loss_decode``
+    (default :class:`MaskedBCELoss`, 255 ignored)::
+
+        loss_bce_side{i} = aux_weights[i] * BCE(up(s_i), y)
+
     Args:
         in_channels (Sequence[int]): Channels of ``c_1..c_4``.
         channels (int | Sequence[int]): Width of ``d_1..d_4`` (one int for
@@ -34,6 +40,10 @@ class TRISStep2Head(BaseModule):
         norm_cfg (dict): Norm of the conv blocks.
         act_cfg (dict): Activation of the conv blocks.
         dropout_ratio (float): Dropout before each side classifier.
+        loss_decode (dict): The loss of every side output; its
+            ``loss_name`` gets the suffix ``_side{i}``.
+        aux_weights (Sequence[float]): Loss weight of each side output, in
+            the output order (coarse to fine).
     """
 
     def __init__(self,
@@ -43,6 +53,10 @@ class TRISStep2Head(BaseModule):
                  norm_cfg: OptConfigType = dict(type='BN'),
                  act_cfg: ConfigType = dict(type='ReLU'),
                  dropout_ratio: float = 0.0,
+                 loss_decode: ConfigType = dict(
+                     type='MaskedBCELoss', reduction='sample',
+                     ignore_index=255),
+                 aux_weights: Sequence[float] = (0.4, 0.4, 0.4, 1.0),
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = list(in_channels)
@@ -77,6 +91,11 @@ class TRISStep2Head(BaseModule):
                 nn.Sequential(
                     nn.Dropout2d(dropout_ratio),
                     nn.Conv2d(self.channels[stage], 1, 1)))
+        self.loss_decode = MODELS.build(loss_decode)
+        self.aux_weights = tuple(float(w) for w in aux_weights)
+        if len(self.aux_weights) != num_stages:
+            raise ValueError(f'{num_stages} side outputs but '
+                             f'{len(self.aux_weights)} aux_weights.')
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
         """Decode.
@@ -105,3 +124,28 @@ class TRISStep2Head(BaseModule):
             decoded = self.blocks[stage](x)
             sides.append(self.side_convs[stage](decoded))
         return sides
+
+    def predict(self, feats: Sequence[Tensor]) -> Tensor:
+        """The final (finest) logits ``[B, 1, h_1, w_1]``."""
+        return self(feats)[-1]
+
+    def loss(self, feats: Sequence[Tensor],
+             data_samples: SampleList) -> Dict[str, Tensor]:
+        """``loss_bce_side{i}`` per side output (coarse to fine) and the
+        final output's accuracy on the valid pixels (``acc_seg``)."""
+        target = torch.stack(
+            [sample.gt_sem_seg.data for sample in data_samples])[:, 0]
+        losses = {}
+        name = self.loss_decode.loss_name
+        for i, (side, weight) in enumerate(zip(self(feats),
+                                               self.aux_weights)):
+            logits = F.interpolate(
+                side, size=target.shape[-2:], mode='bilinear',
+                align_corners=False)[:, 0]
+            losses[f'{name}_side{i}'] = self.loss_decode(
+                logits, target, weight)
+        with torch.no_grad():
+            valid = target != self.loss_decode.ignore_index
+            correct = ((logits > 0) == (target == 1)) & valid
+            losses['acc_seg'] = correct.sum() / valid.sum().clamp_min(1)
+        return losses

@@ -1,18 +1,20 @@
 import math
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
+from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
 from ..layers import BilateralPrompting, response_maps
+from .response_head import ResponseHeadLosses
 
 
 @MODELS.register_module()
-class TRISHead(BaseModule):
-    """TRIS step-1 head: text-to-image response maps.
+class TRISHead(ResponseHeadLosses):
+    """TRIS step-1 head: text-to-image response maps and their losses.
 
     ``v = norm(Conv1x1(c4))``, ``l = norm(Linear(sentence))``, then
     :class:`BilateralPrompting` and ``R[b, t] = exp(tau) <v_b, l_bt>``
@@ -25,6 +27,9 @@ class TRISHead(BaseModule):
         alpha (float): Residual weight of the visual prompting update.
         beta (float): Residual weight of the text prompting update.
         logit_scale_init (float): Initial ``tau`` (``log(1 / 0.07)``).
+        loss_cls (dict): ``ClassificationLoss`` config.
+        loss_cal (dict, optional): ``CalibrationLoss`` config; None disables
+            the calibration.
     """
 
     def __init__(self,
@@ -34,6 +39,9 @@ class TRISHead(BaseModule):
                  alpha: float = 0.1,
                  beta: float = 0.1,
                  logit_scale_init: float = math.log(1 / 0.07),
+                 loss_cls: ConfigType = dict(
+                     type='ClassificationLoss', loss_weight=5.0),
+                 loss_cal: OptConfigType = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
@@ -43,6 +51,7 @@ class TRISHead(BaseModule):
         self.text_proj = nn.Linear(text_channels, channels)
         self.prompting = BilateralPrompting(channels, alpha, beta)
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.init_losses(loss_cls, loss_cal)
 
     def forward(self, visual: Tensor, text: Tensor) -> Tensor:
         """Score every image against texts.
@@ -59,3 +68,27 @@ class TRISHead(BaseModule):
         text = F.normalize(self.text_proj(text), dim=-1)
         visual, text = self.prompting(visual, text)
         return response_maps(visual, text, self.logit_scale)
+
+    def loss(self, visual: Tensor, sentence: Tensor,
+             data_samples: SampleList, images: Optional[Tensor] = None,
+             offset: int = 0) -> Dict[str, Tensor]:
+        """``loss_cls``, ``acc_cls`` (and ``loss_cal_pos``/``loss_cal_neg``).
+
+        Args:
+            visual (Tensor): ``[B, in_channels, h, w]``.
+            sentence (Tensor): ``[N, text_channels]``: the sentences of the
+                (gathered) batch; image ``b`` owns ``offset + b``.
+            data_samples (list): The B samples (``text``, ``neg_texts``).
+            images (Tensor, optional): ``[B, 3, H, W]`` RGB in [0, 1], for
+                the calibration.
+            offset (int): This rank's first text in ``sentence``.
+        """
+        losses, own = self.classification_losses(
+            self(visual, sentence), offset)
+        losses.update(self.calibration_losses(own, images, data_samples))
+        return losses
+
+    def predict(self, visual: Tensor, sentence: Tensor) -> Tensor:
+        """``[B, 1, h, w]``: each image's response to its own sentence
+        ``sentence [B, text_channels]``."""
+        return self(visual, sentence[:, None])

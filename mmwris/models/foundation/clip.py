@@ -17,7 +17,9 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmwris.registry import MODELS
+from ..utils.staged_encoder import StagedEncoder
 from .checkpoint import load_weights_strict
+from .text_encoder import BaseTextEncoder
 
 ArchType = Union[str, dict]
 
@@ -107,6 +109,33 @@ def bpe_tokenizer():
     return SimpleTokenizer()
 
 
+@lru_cache(maxsize=1 << 16)
+def bpe_word_ids(text: str) -> Tuple[int, ...]:
+    """The BPE ids of ``text`` (no SOT/EOT), computed once per process."""
+    return tuple(bpe_tokenizer().encode(text))
+
+
+def clip_token_ids(texts: List[str],
+                   context_length: int) -> Tuple[Tensor, Tensor]:
+    """CLIP token ids of ``texts``: ``ids [T, L]`` (long), ``mask [T, L]``.
+
+    Word ids are truncated to ``context_length - 2`` *before* SOT/EOT are
+    added, so every sequence ends with EOT (the sentence embedding is read
+    there). Shared by every CLIP text tower (the trained encoder and the
+    frozen scorer), so a text is BPE-encoded once.
+    """
+    tokenizer = bpe_tokenizer()
+    ids = torch.zeros(len(texts), context_length, dtype=torch.long)
+    mask = torch.zeros(len(texts), context_length, dtype=torch.bool)
+    for i, text in enumerate(texts):
+        sequence = ([tokenizer.sot_token_id] +
+                    list(bpe_word_ids(text)[:context_length - 2]) +
+                    [tokenizer.eot_token_id])
+        ids[i, :len(sequence)] = torch.tensor(sequence)
+        mask[i, :len(sequence)] = True
+    return ids, mask
+
+
 class _FreezableMixin:
     """``frozen``: no gradients and always in eval mode."""
 
@@ -122,7 +151,7 @@ class _FreezableMixin:
 
 
 @MODELS.register_module()
-class CLIPVisionEncoder(_FreezableMixin, BaseModule):
+class CLIPVisionEncoder(_FreezableMixin, StagedEncoder, BaseModule):
     """The image tower of CLIP as a multi-scale backbone.
 
     ModifiedResNet (``RN50``...): ``out_indices`` index ``layer1..layer4``
@@ -130,6 +159,10 @@ class CLIPVisionEncoder(_FreezableMixin, BaseModule):
     position grid, is dropped). VisionTransformer: ``out_indices`` are block
     indices and each output is the patch tokens ``[B, C, H/p, W/p]`` (the
     position embedding is resized bicubically for other input sizes).
+
+    A :class:`StagedEncoder`: stage ``i`` runs the layers / blocks up to
+    ``out_indices[i]`` and its feature is output ``i``, so early-fusion
+    models can change it before the next stage.
 
     Args:
         arch (str | dict): See :func:`build_open_clip`.
@@ -193,20 +226,68 @@ class CLIPVisionEncoder(_FreezableMixin, BaseModule):
                     module.eval()
         return self
 
+    @property
+    def num_stages(self) -> int:
+        return len(self.out_indices)
+
+    def _layer_range(self, index: int) -> range:
+        """The ResNet layers / ViT blocks (0-based) of stage ``index``: those
+        after the previous output up to ``out_indices[index]``."""
+        first = self.out_indices[index - 1] + 1 if index else 0
+        return range(first, self.out_indices[index] + 1)
+
+    def forward_stem(self, images: Tensor):
+        """ResNet: the stem's map. ViT: ``(tokens, grid)`` with the class
+        token first and the position embedding added."""
+        if self.kind == 'resnet':
+            return self.visual.stem(images)
+        visual = self.visual
+        x = visual.conv1(images)
+        batch, _, grid_h, grid_w = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        cls_token = visual.class_embedding.to(x.dtype).expand(batch, 1, -1)
+        x = torch.cat([cls_token, x], dim=1)
+        x = x + self._position_embedding(grid_h, grid_w).to(x.dtype)
+        x = visual.ln_pre(x)
+        if not getattr(visual.transformer, 'batch_first', True):
+            x = x.transpose(0, 1)
+        return x, (grid_h, grid_w)
+
+    def forward_stage(self, index: int, state):
+        if self.kind == 'resnet':
+            for layer in self._layer_range(index):
+                state = getattr(self.visual, f'layer{layer + 1}')(state)
+            return state
+        x, grid = state
+        for block in self._layer_range(index):
+            x = self.visual.transformer.resblocks[block](x)
+        return x, grid
+
+    def _batch_first(self, x: Tensor) -> Tensor:
+        if getattr(self.visual.transformer, 'batch_first', True):
+            return x
+        return x.transpose(0, 1)
+
+    def stage_feature(self, index: int, state) -> Tensor:
+        if self.kind == 'resnet':
+            return state
+        x, (grid_h, grid_w) = state
+        tokens = self._batch_first(x)
+        return tokens[:, 1:].transpose(1, 2).reshape(
+            tokens.shape[0], -1, grid_h, grid_w)
+
+    def replace_feature(self, index: int, state, feature: Tensor):
+        if self.kind == 'resnet':
+            return feature
+        x, grid = state
+        tokens = self._batch_first(x)
+        tokens = torch.cat(
+            [tokens[:, :1], feature.flatten(2).transpose(1, 2)], dim=1)
+        return self._batch_first(tokens), grid
+
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """``x [B, 3, H, W]`` -> tuple of ``[B, C_i, h_i, w_i]``."""
-        if self.kind == 'resnet':
-            return self._forward_resnet(x)
-        return self._forward_vit(x)
-
-    def _forward_resnet(self, x: Tensor) -> Tuple[Tensor, ...]:
-        x = self.visual.stem(x)
-        outs = []
-        for stage in range(max(self.out_indices) + 1):
-            x = getattr(self.visual, f'layer{stage + 1}')(x)
-            if stage in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return self.forward_staged(x, range(self.num_stages))
 
     def _position_embedding(self, grid_h: int, grid_w: int) -> Tensor:
         """``[1 + grid_h * grid_w, C]`` position embedding for this grid."""
@@ -222,30 +303,9 @@ class CLIPVisionEncoder(_FreezableMixin, BaseModule):
         patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(grid_h * grid_w, -1)
         return torch.cat([cls_pos, patch_pos])
 
-    def _forward_vit(self, x: Tensor) -> Tuple[Tensor, ...]:
-        visual = self.visual
-        x = visual.conv1(x)
-        batch, channels, grid_h, grid_w = x.shape
-        x = x.flatten(2).transpose(1, 2)
-        cls_token = visual.class_embedding.to(x.dtype).expand(batch, 1, -1)
-        x = torch.cat([cls_token, x], dim=1)
-        x = x + self._position_embedding(grid_h, grid_w).to(x.dtype)
-        x = visual.ln_pre(x)
-        batch_first = getattr(visual.transformer, 'batch_first', True)
-        if not batch_first:
-            x = x.transpose(0, 1)
-        outs = []
-        for index, block in enumerate(visual.transformer.resblocks):
-            x = block(x)
-            if index in self.out_indices:
-                tokens = x if batch_first else x.transpose(0, 1)
-                outs.append(tokens[:, 1:].transpose(1, 2).reshape(
-                    batch, channels, grid_h, grid_w))
-        return tuple(outs)
-
 
 @MODELS.register_module()
-class CLIPTextEncoder(_FreezableMixin, BaseModule):
+class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
     """The text tower of CLIP with its BPE tokenizer.
 
     Word tokens are truncated to ``context_length - 2`` *before* SOT/EOT are
@@ -300,22 +360,13 @@ class CLIPTextEncoder(_FreezableMixin, BaseModule):
             return projection.out_features
         return projection.shape[1]
 
-    def tokenize(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
-        """Return ``ids [T, L]`` (long) and ``mask [T, L]`` (bool)."""
-        tokenizer = bpe_tokenizer()
-        length = self.context_length
-        ids = torch.zeros(len(texts), length, dtype=torch.long)
-        mask = torch.zeros(len(texts), length, dtype=torch.bool)
-        for i, text in enumerate(texts):
-            words = tokenizer.encode(text)[:length - 2]
-            sequence = [tokenizer.sot_token_id] + words + [
-                tokenizer.eot_token_id]
-            ids[i, :len(sequence)] = torch.tensor(sequence)
-            mask[i, :len(sequence)] = True
-        return ids, mask
+    def tokenize(self, texts: List[str]) -> Dict[str, Tensor]:
+        """``dict(ids=[T, L] long, mask=[T, L] bool)`` (:func:`clip_token_ids`)."""
+        ids, mask = clip_token_ids(texts, self.context_length)
+        return dict(ids=ids, mask=mask)
 
-    def forward(self, texts: List[str]) -> Dict[str, Tensor]:
-        """Encode ``T`` expressions.
+    def encode(self, tokenized: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Encode tokenised expressions.
 
         Returns:
             dict: ``tokens [T, L, C]`` per-token features after ``ln_final``,
@@ -323,8 +374,8 @@ class CLIPTextEncoder(_FreezableMixin, BaseModule):
             the EOT feature after ``text_projection``.
         """
         device = self.token_embedding.weight.device
-        ids, mask = self.tokenize(list(texts))
-        ids, mask = ids.to(device), mask.to(device)
+        ids = tokenized['ids'].to(device)
+        mask = tokenized['mask'].to(device)
         x = self.token_embedding(ids)
         x = x + self.positional_embedding[:self.context_length].to(x.dtype)
         x = self.transformer(x, attn_mask=self.attn_mask)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from .clip import ArchType, bpe_tokenizer, build_open_clip
+from .clip import ArchType, build_open_clip, clip_token_ids
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -77,8 +77,11 @@ class FrozenCLIPScorer(nn.Module):
 
     @torch.no_grad()
     def encode_text(self, texts: List[str]) -> Tensor:
-        """``T`` expressions -> unit ``[T, D]`` (no gradient)."""
-        tokenizer = bpe_tokenizer()
-        device = self.mean.device
-        ids = tokenizer(list(texts), context_length=self._clip.context_length)
-        return F.normalize(self._clip.encode_text(ids.to(device)), dim=-1)
+        """``T`` expressions -> unit ``[T, D]`` (no gradient).
+
+        Tokenised with :func:`clip_token_ids` (EOT always kept) at the
+        scorer's context length.
+        """
+        ids, _ = clip_token_ids(list(texts), self._clip.context_length)
+        return F.normalize(
+            self._clip.encode_text(ids.to(self.mean.device)), dim=-1)

@@ -5,8 +5,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from .proposal_ops import (NORMALIZE_MODES, normalize_response,
-                           proposal_alignment, soft_iou)
+from ..utils.proposal_ops import (NORMALIZE_MODES, normalize_response,
+                                  proposal_alignment, soft_iou)
 
 
 @MODELS.register_module()

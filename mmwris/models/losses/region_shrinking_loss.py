@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from .proposal_ops import (NORMALIZE_MODES, masked_argmax, normalize_response,
-                           proposal_alignment)
+from ..utils.proposal_ops import (NORMALIZE_MODES, masked_argmax,
+                                  normalize_response, proposal_alignment)
 
 
 @MODELS.register_module()

@@ -2,10 +2,9 @@ from .base_ris import BaseRISSegmentor
 from .center_prior import CenterPriorSegmentor, centered_gaussian
 from .pcnet import PCNetSegmentor
 from .tris import TRISSegmentor
-from .tris_step2 import TRISStep2Segmentor, masked_bce_with_logits
+from .tris_step2 import TRISStep2Segmentor
 
 __all__ = [
     'BaseRISSegmentor', 'CenterPriorSegmentor', 'centered_gaussian',
-    'PCNetSegmentor', 'TRISSegmentor',
-    'TRISStep2Segmentor', 'masked_bce_with_logits'
+    'PCNetSegmentor', 'TRISSegmentor', 'TRISStep2Segmentor'
 ]

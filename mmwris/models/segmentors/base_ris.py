@@ -1,28 +1,31 @@
-from typing import List, Optional
+from typing import List
 
 import torch.nn.functional as F
-from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import OptConfigType, SampleList
 from torch import Tensor
 
-from ..losses.proposal_ops import normalize_response
+from mmwris.registry import MODELS
+
+
+LEGACY_TEST_KEYS = ('mask_threshold', 'response_norm', 'predict_mode')
 
 
 class BaseRISSegmentor(BaseSegmentor):
     """Base class of referring segmentors: one response map per (image, text).
 
     Subclasses produce raw response maps ``[B, 1, h, w]`` aligned with the
-    (padded) network input; :meth:`postprocess_response` removes padding,
-    resizes them to each image's original size, normalises them
-    (``test_cfg.response_norm``) and thresholds them
-    (``test_cfg.mask_threshold``) into the binary ``pred_sem_seg``.
+    (padded) network input (:meth:`predict_response`); the mask decoder
+    (``test_cfg.mask_decoder``, a registered :class:`BaseMaskDecoder`)
+    removes padding, resizes them to each image's original size and turns
+    them into ``seg_logits`` and the binary ``pred_sem_seg``.
 
     Args:
-        test_cfg (dict): ``mask_threshold`` (float, default 0.5) and
-            ``response_norm`` (``'minmax'`` | ``'sigmoid'`` | None, default
-            ``'minmax'``).
+        test_cfg (dict): ``mask_decoder`` (dict): the decoder config,
+            default :attr:`default_mask_decoder` of the class.
     """
+    default_mask_decoder = dict(type='ThresholdMaskDecoder', norm='minmax',
+                                threshold=0.5)
 
     def __init__(self,
                  data_preprocessor: OptConfigType = None,
@@ -33,8 +36,16 @@ class BaseRISSegmentor(BaseSegmentor):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
-        self.mask_threshold = float(self.test_cfg.get('mask_threshold', 0.5))
-        self.response_norm = self.test_cfg.get('response_norm', 'minmax')
+        legacy = [k for k in LEGACY_TEST_KEYS if k in self.test_cfg]
+        if legacy:
+            raise ValueError(
+                f'test_cfg keys {legacy} were replaced by test_cfg.'
+                'mask_decoder: e.g. mask_decoder=dict(type='
+                '"ThresholdMaskDecoder", norm="minmax", threshold=0.5), or '
+                'dict(type="PeakProposalMaskDecoder", output="both") for '
+                'PCNet\'s proposal prediction.')
+        self.mask_decoder = MODELS.build(
+            self.test_cfg.get('mask_decoder', self.default_mask_decoder))
         self.align_corners = False
 
     @staticmethod
@@ -52,35 +63,7 @@ class BaseRISSegmentor(BaseSegmentor):
             data_samples (list[SegDataSample]): Samples with ``img_shape``,
                 ``ori_shape`` and optionally ``padding_size``/``pad_shape``.
         """
-        batch_shape = data_samples[0].get('batch_input_shape',
-                                          response.shape[-2:])
-        response = F.interpolate(
-            response.float(), size=batch_shape, mode='bilinear',
-            align_corners=False)
-        for i, sample in enumerate(data_samples):
-            left, right, top, bottom = sample.get('padding_size', [0] * 4)
-            height, width = response.shape[-2:]
-            valid = response[i:i + 1, :, top:height - bottom,
-                             left:width - right]
-            img_h, img_w = sample.get('img_shape', valid.shape[-2:])[:2]
-            valid = valid[..., :img_h, :img_w]
-            ori = F.interpolate(
-                valid, size=sample.ori_shape[:2], mode='bilinear',
-                align_corners=False)[0]
-            self.set_prediction(sample, ori)
-        return data_samples
-
-    def set_prediction(self, sample, response: Tensor) -> None:
-        """Store a ``[1, H, W]`` original-size response and its mask."""
-        if self.response_norm is not None:
-            response = normalize_response(response, self.response_norm)
-        sample.set_data(dict(
-            seg_logits=PixelData(data=response),
-            pred_sem_seg=PixelData(
-                data=(response >= self.mask_threshold).long())))
-        sample.set_metainfo(dict(
-            mask_threshold=self.mask_threshold,
-            response_norm=str(self.response_norm)))
+        return self.mask_decoder.decode_batch(response, data_samples)
 
     def predict_response(self, inputs: Tensor,
                          data_samples: SampleList) -> Tensor:

@@ -29,8 +29,10 @@ class CenterPriorSegmentor(BaseRISSegmentor):
         sigma (float): Gaussian width relative to the image sides.
     """
 
+    default_mask_decoder = dict(type='ThresholdMaskDecoder', norm=None,
+                                threshold=0.5)
+
     def __init__(self, sigma: float = 0.25, **kwargs) -> None:
-        kwargs.setdefault('test_cfg', dict(response_norm=None))
         super().__init__(**kwargs)
         self.sigma = sigma
 
@@ -45,7 +47,7 @@ class CenterPriorSegmentor(BaseRISSegmentor):
         for sample in data_samples:
             height, width = sample.ori_shape[:2]
             prior = centered_gaussian(height, width, self.sigma)
-            self.set_prediction(sample, prior[None].to(inputs.device))
+            self.mask_decoder.decode(sample, prior[None].to(inputs.device))
         return data_samples
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:

@@ -3,16 +3,12 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
-from mmengine.structures import PixelData
-from mmseg.utils import OptConfigType, SampleList
+from mmseg.utils import SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from ..losses.proposal_ops import select_peak_proposal
 from ..utils import gather_with_grad
 from .tris import TRISSegmentor
-
-PREDICT_MODES = ('response', 'proposal', 'both')
 
 
 @MODELS.register_module()
@@ -22,53 +18,33 @@ class PCNetSegmentor(TRISSegmentor):
     Each expression comes with LLM-decomposed target-related phrases
     (``phrases`` metainfo, see ``LoadPhrases``); the ``PCNetHead`` CRM uses
     phrase ``k`` as the cue of stage ``k`` and the full sentence as the cue
-    of the last stage. Losses:
-
-    - classification (and calibration, if set) per stage, averaged over the
-      stages (as TRIS, every image against the gathered batch texts);
-    - Region-aware Shrinking (``loss_ras``) on each image's own maps of all
-      stages ``[B, S, h, w]`` and its mask proposals (``gt_proposals``);
-    - Instance-aware Disambiguation (``loss_iad``) between the last-stage
-      map of an expression and that of its *partner*, an expression of
-      another object of the same image (``partner_text`` /
-      ``partner_phrases``).
+    of the last stage. The segmentor encodes the expressions, their cues
+    and their IaD partners (in one text-encoder call each), puts the mask
+    proposals on the response grid, and the head computes its losses
+    (per-stage classification / calibration, RaS, IaD).
 
     Args:
-        decode_head (dict): ``PCNetHead`` config.
-        loss_ras (dict, optional): ``RegionShrinkingLoss`` config.
-        loss_iad (dict, optional): ``InstanceDisambiguationLoss`` config.
+        decode_head (dict): ``PCNetHead`` config with its losses.
         test_cfg (dict): TRIS's keys plus ``stage`` (which stage's map is
-            the prediction, default -1: the last) and ``predict_mode``:
-            ``'response'`` (threshold the map, default), ``'proposal'`` (the
-            mask proposal containing the response peak: PCNet's "segmentor"
-            variant) or ``'both'`` (the response mask as ``pred_sem_seg``
-            and the proposal as ``pred_proposal_seg``, which ``RISMetric``
-            reports separately). The proposal modes need ``LoadProposals``
-            in the test pipeline, after ``Resize`` (original size).
+            the prediction, default -1: the last). PCNet's "segmentor"
+            prediction (the proposal at the response peak) is the mask
+            decoder ``PeakProposalMaskDecoder`` (needs ``LoadProposals``
+            after ``Resize`` in the test pipeline).
         train_cfg (dict): ``proposal_loss_warmup`` (int, default 0): the
             RaS and IaD terms are scaled by ``min(1, iter / warmup)``, so a
             model trained from scratch first learns where objects are
             before its own response picks the RaS target proposal.
         **kwargs: The arguments of :class:`TRISSegmentor`
             (``image_encoder``, ``text_encoder``, ``decode_head``,
-            ``loss_cls``, ``loss_cal``, ``feature_index``...).
+            ``feature_index``...).
     """
 
-    def __init__(self,
-                 loss_ras: OptConfigType = None,
-                 loss_iad: OptConfigType = None,
-                 **kwargs) -> None:
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.proposal_loss_warmup = int(
             self.train_cfg.get('proposal_loss_warmup', 0))
-        self.loss_ras = MODELS.build(loss_ras) if loss_ras else None
-        self.loss_iad = MODELS.build(loss_iad) if loss_iad else None
         self.num_stages = self.decode_head.num_stages
         self.predict_stage = int(self.test_cfg.get('stage', -1))
-        self.predict_mode = self.test_cfg.get('predict_mode', 'response')
-        if self.predict_mode not in PREDICT_MODES:
-            raise ValueError(f'test_cfg.predict_mode must be one of '
-                             f'{PREDICT_MODES}, not "{self.predict_mode}".')
 
     # ------------------------------------------------------------ text
     def cue_texts(self, text: str, phrases, where: str) -> List[str]:
@@ -131,8 +107,8 @@ class PCNetSegmentor(TRISSegmentor):
         """Each image's own map at every stage: S tensors ``[B, 1, h, w]``."""
         visual = self.extract_feat(inputs)
         _, (sentence, tokens, mask) = self._own_inputs(data_samples)
-        return self.decode_head(visual, sentence[:, None],
-                                self._stage_cues(tokens, mask, True))
+        return self.decode_head.predict(
+            visual, sentence, self._stage_cues(tokens, mask, True))
 
     def predict_response(self, inputs: Tensor,
                          data_samples: SampleList) -> Tensor:
@@ -146,36 +122,6 @@ class PCNetSegmentor(TRISSegmentor):
             raise ValueError('PCNetSegmentor needs data samples with texts '
                              'and phrases.')
         return torch.cat(self.stage_maps(inputs, data_samples), dim=1)
-
-    def set_prediction(self, sample, response: Tensor) -> None:
-        """Threshold the response and/or pick the proposal at its peak."""
-        super().set_prediction(sample, response)
-        if self.predict_mode == 'response':
-            return
-        if 'gt_proposals' not in sample:
-            raise KeyError(
-                f'test_cfg.predict_mode="{self.predict_mode}" needs mask '
-                f'proposals, but {self._where(sample)} has none: add '
-                'LoadProposals after Resize to the test pipeline.')
-        proposals = sample.gt_proposals.data.to(response.device) > 0
-        if proposals.shape[-2:] != response.shape[-2:]:
-            raise ValueError(
-                f'Proposals {tuple(proposals.shape[-2:])} of '
-                f'{self._where(sample)} are not at the original size '
-                f'{tuple(response.shape[-2:])}: load them after Resize in '
-                'the test pipeline.')
-        valid = proposals.flatten(1).any(1)
-        index = int(select_peak_proposal(response, proposals[None],
-                                         valid[None])[0])
-        if index < 0:
-            mask = sample.pred_sem_seg.data
-        else:
-            mask = proposals[index][None].long()
-        sample.set_metainfo(dict(proposal_index=index))
-        if self.predict_mode == 'proposal':
-            sample.pred_sem_seg = PixelData(data=mask)
-        else:
-            sample.pred_proposal_seg = PixelData(data=mask)
 
     # ------------------------------------------------------------ train
     def proposals_on_grid(self, data_samples: SampleList,
@@ -222,54 +168,28 @@ class PCNetSegmentor(TRISSegmentor):
         return out
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Per-stage ``loss_cls`` (averaged), ``acc_cls`` of the last stage,
-        calibration per stage (averaged), and the RaS / IaD terms."""
+        """Encode, gather and dispatch to ``PCNetHead.loss``."""
         visual = self.extract_feat(inputs)
-        texts, (sentence, tokens, mask) = self._own_inputs(data_samples)
+        _, (sentence, tokens, mask) = self._own_inputs(data_samples)
         offset = 0
         if self.gather_texts:
             sentence, offset = gather_with_grad(sentence, return_offset=True)
             tokens = gather_with_grad(tokens)
             mask = gather_with_grad(mask)
-        stage_maps = self.decode_head(visual, sentence,
-                                      self._stage_cues(tokens, mask))
-
-        losses: Dict[str, Tensor] = {}
-        own_maps = []
-        for maps in stage_maps:
-            stage_losses, own = self.classification_losses(maps, offset)
-            own_maps.append(own)
-            if self.loss_cal is not None:
-                stage_losses.update(
-                    self.loss_cal(own[:, None], self.unit_rgb(inputs), texts,
-                                  self.neg_texts_of(data_samples)))
-            for name, value in stage_losses.items():
-                if name == 'acc_cls':
-                    losses[name] = value
-                else:
-                    losses[name] = losses.get(name, 0) + \
-                        value / self.num_stages
-        own_maps = torch.stack(own_maps, dim=1)
-
-        if self.loss_ras is None and self.loss_iad is None:
-            return losses
-        proposals, valid = self.proposals_on_grid(data_samples,
-                                                  own_maps.shape[-2:])
-        proposal_losses = {}
-        if self.loss_ras is not None:
-            clip_sim = self.proposal_clip_sim(data_samples,
-                                              proposals.shape[1],
-                                              proposals.device)
-            proposal_losses.update(
-                self.loss_ras(own_maps, proposals, valid, clip_sim=clip_sim))
-        if self.loss_iad is not None:
-            proposal_losses.update(
-                self.partner_losses(visual, data_samples, own_maps[:, -1],
-                                    proposals, valid))
-        scale = self.proposal_loss_scale()
-        losses.update({name: value * scale
-                       for name, value in proposal_losses.items()})
-        return losses
+        proposals = partner = None
+        head = self.decode_head
+        if head.with_proposal_losses:
+            grid, valid = self.proposals_on_grid(data_samples,
+                                                 visual.shape[-2:])
+            proposals = (grid, valid,
+                         self.proposal_clip_sim(data_samples, grid.shape[1],
+                                                grid.device))
+            if head.loss_iad is not None:
+                partner = self.encode_partners(data_samples, visual.device)
+        return head.loss(visual, sentence, self._stage_cues(tokens, mask),
+                         data_samples, self.unit_rgb(inputs), offset,
+                         proposals=proposals, partner=partner,
+                         proposal_loss_scale=self.proposal_loss_scale())
 
     def proposal_loss_scale(self) -> float:
         """``min(1, iter / proposal_loss_warmup)`` (1 without warm-up)."""
@@ -278,18 +198,15 @@ class PCNetSegmentor(TRISSegmentor):
         iteration = MessageHub.get_current_instance().get_info('iter', 0)
         return min(1.0, iteration / self.proposal_loss_warmup)
 
-    def partner_losses(self, visual: Tensor, data_samples: SampleList,
-                       own_last: Tensor, proposals: Tensor,
-                       valid: Tensor) -> dict:
-        """IaD between each expression's last-stage map ``own_last
-        [B, h, w]`` and its partner's map on the same image."""
+    def encode_partners(self, data_samples: SampleList, device):
+        """``(index [P], sentence [P, D], cues)`` of the samples with an IaD
+        partner (None when no sample has one)."""
         pairs = [
             i for i, sample in enumerate(data_samples)
             if sample.metainfo.get('partner_text')
         ]
         if not pairs:
-            empty = own_last[:0]
-            return self.loss_iad(empty, empty, proposals[:0], valid[:0])
+            return None
         partners = [data_samples[i] for i in pairs]
         texts = [sample.partner_text for sample in partners]
         cue_lists = [
@@ -299,10 +216,5 @@ class PCNetSegmentor(TRISSegmentor):
             for sample in partners
         ]
         sentence, tokens, mask = self.encode_expressions(texts, cue_lists)
-        index = torch.tensor(pairs, device=visual.device)
-        partner_maps = self.decode_head(
-            visual[index], sentence[:, None],
-            self._stage_cues(tokens, mask, True))[-1][:, 0]
-        return self.loss_iad(own_last[index], partner_maps,
-                             proposals[index], valid[index])
-
+        return (torch.tensor(pairs, device=device), sentence,
+                self._stage_cues(tokens, mask, True))

@@ -5,7 +5,6 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from ..layers import image_text_scores
 from ..utils import gather_with_grad
 from .base_ris import BaseRISSegmentor
 
@@ -14,41 +13,34 @@ from .base_ris import BaseRISSegmentor
 class TRISSegmentor(BaseRISSegmentor):
     """TRIS step 1: localisation learned from image-text pairs only.
 
-    Every image is scored against every text of the (globally gathered)
-    batch: ``maps [B, N, h, w]`` with ``N`` the texts of all ranks, so the
-    number of negatives does not depend on the number of processes. The
-    image-level logits (:func:`image_text_scores`) are classified against
-    the identity (own text positive); the calibration loss scores each
-    image's own map with a frozen CLIP against its expression and the
-    ``neg_texts`` of the sample.
+    The segmentor encodes images and texts and dispatches: ``TRISHead``
+    scores every image against every text of the (globally gathered) batch
+    and owns the losses (classification against the identity, own text
+    positive; calibration of each image's own map with a frozen CLIP
+    against its expression and the sample's ``neg_texts``).
 
     Args:
         image_encoder (dict): Any MODELS backbone returning a tuple of
             feature maps (``CLIPVisionEncoder``, ``ResNetV1c``...).
-        text_encoder (dict): A text encoder returning ``sentence [T, D]``
-            (``CLIPTextEncoder``).
-        decode_head (dict): ``TRISHead`` config; its ``in_channels`` is the
-            channel count of ``image_encoder``'s ``feature_index`` output.
-        loss_cls (dict): ``ClassificationLoss`` config.
-        loss_cal (dict, optional): ``CalibrationLoss`` config; None disables
-            the calibration.
+        text_encoder (dict): A text encoder (``CLIPTextEncoder``) following
+            the text-encoder contract (``sentence [T, D]`` is used).
+        decode_head (dict): ``TRISHead`` config with its ``loss_cls`` and
+            ``loss_cal``; its ``in_channels`` is the channel count of
+            ``image_encoder``'s ``feature_index`` output.
         feature_index (int): Which backbone output feeds the head (-1: c4).
         gather_texts (bool): Score against the texts of all ranks (DDP).
-        test_cfg (dict): The base class's ``mask_threshold`` and
-            ``response_norm``, plus ``text_context``: ``'own'`` (default)
-            scores each image with its own expression only, so a prediction
-            does not depend on the rest of the test batch (the authors
-            evaluate one expression at a time); ``'batch'`` takes the
-            diagonal of the ``[B, B]`` maps of the batch.
+        test_cfg (dict): ``mask_decoder`` (see :class:`BaseRISSegmentor`)
+            and ``text_context``: ``'own'`` (default) scores each image
+            with its own expression only, so a prediction does not depend on
+            the rest of the test batch (the authors evaluate one expression
+            at a time); ``'batch'`` takes the diagonal of the ``[B, B]``
+            maps of the batch.
     """
 
     def __init__(self,
                  image_encoder: ConfigType,
                  text_encoder: ConfigType,
                  decode_head: ConfigType,
-                 loss_cls: ConfigType = dict(
-                     type='ClassificationLoss', loss_weight=5.0),
-                 loss_cal: OptConfigType = None,
                  feature_index: int = -1,
                  gather_texts: bool = True,
                  data_preprocessor: OptConfigType = None,
@@ -63,8 +55,6 @@ class TRISSegmentor(BaseRISSegmentor):
         self.image_encoder = MODELS.build(image_encoder)
         self.text_encoder = MODELS.build(text_encoder)
         self.decode_head = MODELS.build(decode_head)
-        self.loss_cls = MODELS.build(loss_cls)
-        self.loss_cal = MODELS.build(loss_cal) if loss_cal else None
         self.feature_index = feature_index
         self.gather_texts = gather_texts
         self.text_context = self.test_cfg.get('text_context', 'own')
@@ -80,7 +70,7 @@ class TRISSegmentor(BaseRISSegmentor):
         return feats
 
     def encode_text(self, texts: List[str]) -> Tensor:
-        """Sentence embeddings ``[T, D]``."""
+        """Sentence embeddings ``[T, D]`` (tokenised once)."""
         return self.text_encoder(texts)['sentence']
 
     def _forward(self,
@@ -100,51 +90,26 @@ class TRISSegmentor(BaseRISSegmentor):
             index = torch.arange(len(data_samples), device=maps.device)
             return maps[index, index][:, None]
         visual = self.extract_feat(inputs)
-        text = self.encode_text(self.texts_of(data_samples))
-        return self.decode_head(visual, text[:, None])
+        return self.decode_head.predict(
+            visual, self.encode_text(self.texts_of(data_samples)))
 
     def predict_response(self, inputs: Tensor,
                          data_samples: SampleList) -> Tensor:
         return self.own_maps(inputs, data_samples)
 
+    def gather(self, sentence: Tensor):
+        """The sentences of all ranks and this rank's offset in them."""
+        if not self.gather_texts:
+            return sentence, 0
+        return gather_with_grad(sentence, return_offset=True)
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """``loss_cls`` (and ``loss_cal_pos``/``loss_cal_neg``), plus the
-        share of images whose best-scoring text is their own (``acc_cls``).
-        """
-        texts = self.texts_of(data_samples)
+        """The head's losses (``loss_cls``, ``acc_cls``, calibration)."""
         visual = self.extract_feat(inputs)
-        sentence = self.encode_text(texts)
-        offset = 0
-        if self.gather_texts:
-            sentence, offset = gather_with_grad(sentence, return_offset=True)
-        maps = self.decode_head(visual, sentence)
-        losses, own = self.classification_losses(maps, offset)
-        if self.loss_cal is not None:
-            losses.update(
-                self.loss_cal(own[:, None], self.unit_rgb(inputs), texts,
-                              self.neg_texts_of(data_samples)))
-        return losses
-
-    def classification_losses(self, maps: Tensor, offset: int) -> tuple:
-        """``loss_cls`` and ``acc_cls`` of ``maps [B, N, h, w]`` (image ``b``
-        owns text ``offset + b``), and the own maps ``[B, h, w]``."""
-        scores = image_text_scores(maps)
-        rows = torch.arange(maps.shape[0], device=maps.device)
-        cols = rows + offset
-        target = torch.zeros_like(scores)
-        target[rows, cols] = 1
-        losses = {self.loss_cls.loss_name: self.loss_cls(scores, target)}
-        with torch.no_grad():
-            losses['acc_cls'] = (scores.argmax(1) == cols).float().mean()
-        return losses, maps[rows, cols]
-
-    @staticmethod
-    def neg_texts_of(data_samples: SampleList) -> List[List[str]]:
-        """The calibration negatives of every sample."""
-        return [
-            list(sample.metainfo.get('neg_texts', []))
-            for sample in data_samples
-        ]
+        sentence, offset = self.gather(
+            self.encode_text(self.texts_of(data_samples)))
+        return self.decode_head.loss(visual, sentence, data_samples,
+                                     self.unit_rgb(inputs), offset)
 
     def unit_rgb(self, inputs: Tensor) -> Tensor:
         """Undo the data preprocessor: ``[B, 3, H, W]`` RGB in [0, 1].

@@ -1,0 +1,3 @@
+from .staged_swin import StagedSwinTransformer
+
+__all__ = ['StagedSwinTransformer']

@@ -1,0 +1,73 @@
+from mmengine.structures import PixelData
+from torch import Tensor
+
+from mmwris.registry import MODELS
+from ..utils.proposal_ops import select_peak_proposal
+from .base import BaseMaskDecoder
+
+OUTPUTS = ('proposal', 'both')
+
+
+@MODELS.register_module()
+class PeakProposalMaskDecoder(BaseMaskDecoder):
+    """PCNet's "segmentor" prediction: the mask proposal at the response
+    peak (:func:`select_peak_proposal`).
+
+    The ``response_decoder`` (default :class:`ThresholdMaskDecoder`) decodes
+    the response first; then the proposal containing the response's arg-max
+    is chosen among the sample's ``gt_proposals`` (``LoadProposals`` after
+    ``Resize`` in the test pipeline, so they are at the original size).
+    An image without proposals keeps the response mask.
+
+    Args:
+        response_decoder (dict): Decoder of the response mask.
+        output (str): ``'proposal'``: the proposal is ``pred_sem_seg``;
+            ``'both'``: the response mask stays ``pred_sem_seg`` and the
+            proposal is ``pred_proposal_seg`` (``RISMetric`` reports it as
+            ``{split}/segmentor/...``).
+    """
+
+    def __init__(self,
+                 response_decoder: dict = dict(type='ThresholdMaskDecoder'),
+                 output: str = 'both') -> None:
+        if output not in OUTPUTS:
+            raise ValueError(f'output must be one of {OUTPUTS}, not '
+                             f'"{output}".')
+        self.response_decoder = MODELS.build(response_decoder)
+        self.align_corners = self.response_decoder.align_corners
+        self.output = output
+
+    def prepare(self, response: Tensor) -> Tensor:
+        return self.response_decoder.prepare(response)
+
+    @staticmethod
+    def _where(sample) -> str:
+        return (f'sent_id={sample.metainfo.get("sent_id")} '
+                f'(ref_id={sample.metainfo.get("ref_id")})')
+
+    def decode(self, sample, response: Tensor) -> None:
+        self.response_decoder.decode(sample, response)
+        if 'gt_proposals' not in sample:
+            raise KeyError(
+                f'{type(self).__name__} needs mask proposals, but '
+                f'{self._where(sample)} has none: add LoadProposals after '
+                'Resize to the test pipeline.')
+        proposals = sample.gt_proposals.data.to(response.device) > 0
+        if proposals.shape[-2:] != response.shape[-2:]:
+            raise ValueError(
+                f'Proposals {tuple(proposals.shape[-2:])} of '
+                f'{self._where(sample)} are not at the original size '
+                f'{tuple(response.shape[-2:])}: load them after Resize in '
+                'the test pipeline.')
+        valid = proposals.flatten(1).any(1)
+        index = int(select_peak_proposal(response, proposals[None],
+                                         valid[None])[0])
+        if index < 0:
+            mask = sample.pred_sem_seg.data
+        else:
+            mask = proposals[index][None].long()
+        sample.set_metainfo(dict(proposal_index=index))
+        if self.output == 'proposal':
+            sample.pred_sem_seg = PixelData(data=mask)
+        else:
+            sample.pred_proposal_seg = PixelData(data=mask)
