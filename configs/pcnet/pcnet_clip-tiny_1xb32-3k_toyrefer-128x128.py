@@ -9,13 +9,16 @@ proposal_dir = 'proposals'  # relative to data_root
 model = dict(
     type='PCNetSegmentor',
     decode_head=dict(
-        type='PCNetHead', token_channels=64, num_stages=3, gamma=0.1),
-    # No trained CLIP for proposal similarities here: the RaS target is the
-    # proposal best aligned with the last stage's response.
-    loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0,
-                  select='response'),
-    loss_iad=dict(type='InstanceDisambiguationLoss', loss_weight=1.0),
-    test_cfg=dict(predict_mode='both'))
+        type='PCNetHead', token_channels=64, num_stages=3, gamma=0.1,
+        # No trained CLIP for proposal similarities here: the RaS target is
+        # the proposal best aligned with the last stage's response.
+        loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0,
+                      select='response'),
+        loss_iad=dict(type='InstanceDisambiguationLoss', loss_weight=1.0)),
+    test_cfg=dict(mask_decoder=dict(
+        _delete_=True, type='PeakProposalMaskDecoder', output='both')))
+# tools/generate_proposals.py: colour regions, no CLIP similarities.
+proposal_cfg = dict(backend='regions', top_n=40, clip=None)
 pcnet_loading = [
     dict(type='LoadPhrases', num_phrases=2),
     dict(type='LoadProposals', num_proposals=40, with_clip_sim=False),

@@ -3,4 +3,5 @@ model = dict(
     type='CenterPriorSegmentor',
     data_preprocessor=_base_.data_preprocessor,
     sigma=0.25,
-    test_cfg=dict(mask_threshold=0.5, response_norm=None))
+    test_cfg=dict(mask_decoder=dict(
+        type='ThresholdMaskDecoder', norm=None, threshold=0.5)))

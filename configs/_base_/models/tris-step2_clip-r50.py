@@ -13,8 +13,9 @@ model = dict(
     early_fusion=True,
     decode_head=dict(
         type='TRISStep2Head', in_channels=(256, 512, 1024, 2048),
-        channels=256, num_convs=2, norm_cfg=dict(type='BN')),
-    aux_weights=(0.4, 0.4, 0.4, 1.0),
-    loss_reduction='sample',
-    ignore_index=255,
-    test_cfg=dict(mask_threshold=0.5, response_norm='sigmoid'))
+        channels=256, num_convs=2, norm_cfg=dict(type='BN'),
+        loss_decode=dict(
+            type='MaskedBCELoss', reduction='sample', ignore_index=255),
+        aux_weights=(0.4, 0.4, 0.4, 1.0)),
+    test_cfg=dict(mask_decoder=dict(
+        type='ThresholdMaskDecoder', norm='sigmoid', threshold=0.5)))

@@ -10,9 +10,9 @@ model = dict(
     image_encoder=dict(
         arch=dict(_base_.tiny_clip, _delete_=True), out_indices=(0, 1, 2)),
     text_encoder=dict(arch=dict(_base_.tiny_clip, _delete_=True)),
-    decode_head=dict(in_channels=256, text_channels=64, channels=64),
-    feature_index=2,
-    loss_cal=None)
+    decode_head=dict(
+        in_channels=256, text_channels=64, channels=64, loss_cal=None),
+    feature_index=2)
 # No trained CLIP scorer for PRMS on the from-scratch toy model; the dense
 # CRF gave the best pseudo labels on the toy data (README).
 pseudo_label_cfg = dict(
