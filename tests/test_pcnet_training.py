@@ -168,8 +168,8 @@ def test_pcnet_paper_configs_differ_only_in_data():
     assert cfg.model.decode_head.num_stages == 3
     assert cfg.model.decode_head.token_channels == 512
     assert cfg.optim_wrapper.optimizer.lr == 5e-5
-    assert cfg.model.loss_ras.select == 'clip'
-    assert cfg.model.test_cfg.predict_mode == 'both'
+    assert cfg.model.decode_head.loss_ras.select == 'clip'
+    assert cfg.model.test_cfg.mask_decoder.output == 'both'
 
 
 def test_pcnet_paper_config_trains_on_fake_refer_data(real_pcnet_root,
