@@ -2,7 +2,7 @@ from typing import List
 
 import torch.nn.functional as F
 from mmseg.models.segmentors import BaseSegmentor
-from mmseg.utils import OptConfigType, SampleList
+from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
@@ -47,6 +47,15 @@ class BaseRISSegmentor(BaseSegmentor):
         self.mask_decoder = MODELS.build(
             self.test_cfg.get('mask_decoder', self.default_mask_decoder))
         self.align_corners = False
+
+    def build_encoders_and_head(self, image_encoder: ConfigType,
+                                text_encoder: ConfigType,
+                                decode_head: ConfigType) -> None:
+        """Build ``image_encoder``, ``text_encoder`` and ``decode_head``
+        (in this order: it fixes their random initialisation)."""
+        self.image_encoder = MODELS.build(image_encoder)
+        self.text_encoder = MODELS.build(text_encoder)
+        self.decode_head = MODELS.build(decode_head)
 
     @staticmethod
     def texts_of(data_samples: SampleList) -> List[str]:

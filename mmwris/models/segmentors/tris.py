@@ -52,9 +52,7 @@ class TRISSegmentor(BaseRISSegmentor):
             init_cfg=init_cfg,
             test_cfg=test_cfg,
             train_cfg=train_cfg)
-        self.image_encoder = MODELS.build(image_encoder)
-        self.text_encoder = MODELS.build(text_encoder)
-        self.decode_head = MODELS.build(decode_head)
+        self.build_encoders_and_head(image_encoder, text_encoder, decode_head)
         self.feature_index = feature_index
         self.gather_texts = gather_texts
         self.text_context = self.test_cfg.get('text_context', 'own')

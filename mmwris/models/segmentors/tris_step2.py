@@ -44,7 +44,8 @@ class TRISStep2Segmentor(BaseRISSegmentor):
             read from ``image_encoder.out_channels`` when None.
         text_channels (int, optional): Width of the word tokens; read from
             ``text_encoder.width`` when None.
-        test_cfg (dict): ``mask_decoder``, default sigmoid >= 0.5.
+        **kwargs: ``data_preprocessor``, ``train_cfg``, ``test_cfg``
+            (``mask_decoder``, default sigmoid >= 0.5) and ``init_cfg``.
     """
     default_mask_decoder = dict(type='ThresholdMaskDecoder', norm='sigmoid',
                                 threshold=0.5)
@@ -58,21 +59,12 @@ class TRISStep2Segmentor(BaseRISSegmentor):
                  early_fusion: bool = True,
                  visual_channels: Optional[Sequence[int]] = None,
                  text_channels: Optional[int] = None,
-                 data_preprocessor: OptConfigType = None,
-                 train_cfg: OptConfigType = None,
-                 test_cfg: OptConfigType = None,
-                 init_cfg: OptConfigType = None) -> None:
-        super().__init__(
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg,
-            test_cfg=test_cfg,
-            train_cfg=train_cfg)
-        self.image_encoder = MODELS.build(image_encoder)
-        self.text_encoder = MODELS.build(text_encoder)
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.build_encoders_and_head(image_encoder, text_encoder, decode_head)
         projection = getattr(self.text_encoder, 'text_projection', None)
         if projection is not None:
             projection.requires_grad_(False)
-        self.decode_head = MODELS.build(decode_head)
         self.early_fusion = early_fusion
         if visual_channels is None:
             visual_channels = getattr(self.image_encoder, 'out_channels',
