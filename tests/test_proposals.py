@@ -457,3 +457,67 @@ def test_dataset_pipeline_with_proposals(regions_out, toy_refer_root):
     assert len(sample.proposal_scores) == 6
     assert os.path.isfile(regions_out / 'proposals' /
                           f'{sample.image_id}.json')
+
+
+def load_proposal_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'generate_proposals', os.path.join(REPO, 'tools', 'generate_proposals.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_proposal_options_come_from_proposal_cfg_and_flags():
+    """Config first: proposal_cfg, then the flags that were given."""
+    import argparse
+
+    from mmengine.config import Config
+    gp = load_proposal_tool()
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs/pcnet/pcnet_clip-r50_1xb48-15e_refcocog-umd-320x320.py'))
+    parser_defaults = dict(
+        backend=None, top_n=None, num_colours=None, sam_arch=None,
+        sam_checkpoint=None, sam_score=None, no_clip=False, clip_arch=None,
+        clip_weights=None, clip_batch_size=None, **{
+            flag[2:].replace('-', '_'): None for flag, _ in gp.SAM_FLAGS})
+    options = gp.proposal_options(cfg, argparse.Namespace(**parser_defaults))
+    assert options['backend'] == 'sam' and options['top_n'] == 40
+    assert options['sam']['arch'] == 'vit_h'
+    assert options['sam']['points_per_side'] == 32  # a DEFAULTS value
+    assert options['clip'] == dict(arch='ViT-B-32-quickgelu', weights=None,
+                                   batch_size=32)
+    flags = dict(parser_defaults, sam_checkpoint='sam.pth', top_n=7,
+                 points_per_side=8, clip_weights='clip.pt')
+    options = gp.proposal_options(cfg, argparse.Namespace(**flags))
+    assert options['top_n'] == 7
+    assert options['sam']['checkpoint'] == 'sam.pth'
+    assert options['sam']['points_per_side'] == 8
+    assert options['clip']['weights'] == 'clip.pt'
+    assert options['clip']['arch'] == 'ViT-B-32-quickgelu'
+    options = gp.proposal_options(
+        cfg, argparse.Namespace(**dict(parser_defaults, no_clip=True)))
+    assert options['clip'] is None
+    toy = Config.fromfile(os.path.join(
+        REPO, 'configs/pcnet/pcnet_clip-tiny_1xb32-3k_toyrefer-128x128.py'))
+    options = gp.proposal_options(toy, argparse.Namespace(**parser_defaults))
+    assert options['backend'] == 'regions' and options['clip'] is None
+    options = gp.proposal_options(toy, argparse.Namespace(**dict(
+        parser_defaults, backend='sam', clip_arch='RN50',
+        clip_weights='w.pt')))
+    assert options['backend'] == 'sam'
+    assert options['clip'] == dict(arch='RN50', weights='w.pt', batch_size=32)
+
+
+def test_proposal_tool_runs_from_the_config_alone(toy_refer_root, tmp_path):
+    """The toy PCNet config's proposal_cfg (colour regions, no CLIP) needs
+    no flags."""
+    out = tmp_path / 'proposals'
+    run_tool([sys.executable, 'tools/generate_proposals.py',
+              'configs/pcnet/pcnet_clip-tiny_1xb32-3k_toyrefer-128x128.py',
+              '--out', str(out), '--max-images', '3', '--cfg-options',
+              f'train_dataloader.dataset.data_root={toy_refer_root}'])
+    index = json.loads((out / 'index.json').read_text())
+    assert len(index['images']) == 3
+    assert index['settings']['clip'] is None
+    assert 'Colour' in json.dumps(index['settings'])

@@ -20,6 +20,10 @@ a folder made with other settings is an error unless ``--overwrite``.
 ``--clip-arch`` and ``--sam-arch`` also take JSON dicts (an open_clip CLIP
 kwargs dict; SAM settings, see mmwris.proposals.SAM_ARCHS).
 ``--shard i/n`` processes every n-th image, for n parallel processes.
+Settings come from the config's ``proposal_cfg`` (backend, top_n,
+num_colours, sam=dict(arch, checkpoint, points_per_side, ...), clip=dict(
+arch, weights, batch_size) or clip=None for no similarities); the flags
+override them.
 """
 import argparse
 import json
@@ -37,37 +41,77 @@ from mmwris.registry import TASK_UTILS
 from mmwris.utils import register_all_modules
 
 
+# What a config without proposal_cfg (and no flag) gets.
+DEFAULTS = dict(
+    backend='sam',
+    top_n=40,
+    num_colours=8,
+    sam=dict(arch='vit_h', checkpoint=None, points_per_side=32,
+             points_per_batch=64, pred_iou_thresh=0.88,
+             stability_score_thresh=0.95, box_nms_thresh=0.7,
+             crop_n_layers=0, min_mask_region_area=0,
+             score='iou_stability'),
+    clip=dict(arch=None, weights=None, batch_size=32))
+SAM_FLAGS = (('--points-per-side', int), ('--points-per-batch', int),
+             ('--pred-iou-thresh', float), ('--stability-score-thresh', float),
+             ('--box-nms-thresh', float), ('--crop-n-layers', int),
+             ('--min-mask-region-area', int))
+
+
+def proposal_options(cfg: Config, args) -> dict:
+    """DEFAULTS, updated by the config's ``proposal_cfg``, then by the
+    flags given."""
+    options = dict(DEFAULTS, sam=dict(DEFAULTS['sam']),
+                   clip=dict(DEFAULTS['clip']))
+    for key, value in dict(cfg.get('proposal_cfg') or {}).items():
+        if key in ('sam', 'clip') and value is not None:
+            options[key] = dict(options[key] or {}, **value)
+        else:
+            options[key] = value
+    flags = dict(backend=args.backend, top_n=args.top_n,
+                 num_colours=args.num_colours)
+    options.update({k: v for k, v in flags.items() if v is not None})
+    sam = dict(arch=args.sam_arch and parse_arch(args.sam_arch),
+               checkpoint=args.sam_checkpoint, score=args.sam_score,
+               **{flag[2:].replace('-', '_'): getattr(
+                   args, flag[2:].replace('-', '_'))
+                  for flag, _ in SAM_FLAGS})
+    options['sam'].update({k: v for k, v in sam.items() if v is not None})
+    clip = dict(arch=args.clip_arch and parse_arch(args.clip_arch),
+                weights=args.clip_weights, batch_size=args.clip_batch_size)
+    clip = {k: v for k, v in clip.items() if v is not None}
+    if args.no_clip:
+        options['clip'] = None
+    elif clip:
+        options['clip'] = dict(options['clip'] or DEFAULTS['clip'], **clip)
+    return options
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config with a referring dataset')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--split', nargs='+',
                         help='refer splits (default: all in the refs file)')
-    parser.add_argument('--backend', choices=['sam', 'regions'],
-                        default='sam')
-    parser.add_argument('--sam-arch', default='vit_h',
+    # Unset flags (None) keep the config's proposal_cfg (else DEFAULTS).
+    parser.add_argument('--backend', choices=['sam', 'regions'])
+    parser.add_argument('--sam-arch',
                         help='vit_b | vit_l | vit_h | vit_tiny | JSON dict')
     parser.add_argument('--sam-checkpoint', help='local SAM weights file')
-    parser.add_argument('--points-per-side', type=int, default=32)
-    parser.add_argument('--points-per-batch', type=int, default=64)
-    parser.add_argument('--pred-iou-thresh', type=float, default=0.88)
-    parser.add_argument('--stability-score-thresh', type=float,
-                        default=0.95)
-    parser.add_argument('--box-nms-thresh', type=float, default=0.7)
-    parser.add_argument('--crop-n-layers', type=int, default=0)
-    parser.add_argument('--min-mask-region-area', type=int, default=0)
-    parser.add_argument('--sam-score', default='iou_stability',
+    for flag, kind in SAM_FLAGS:
+        parser.add_argument(flag, type=kind)
+    parser.add_argument('--sam-score',
                         choices=['iou_stability', 'predicted_iou'])
-    parser.add_argument('--num-colours', type=int, default=8,
+    parser.add_argument('--num-colours', type=int,
                         help='regions backend: k-means colours')
-    parser.add_argument('--top-n', type=int, default=40,
+    parser.add_argument('--top-n', type=int,
                         help='proposals kept per image (by score)')
     parser.add_argument('--no-clip', action='store_true',
                         help='skip the CLIP similarities')
     parser.add_argument('--clip-arch',
                         help='open_clip model name or JSON kwargs dict')
     parser.add_argument('--clip-weights', help='local CLIP weights file')
-    parser.add_argument('--clip-batch-size', type=int, default=32)
+    parser.add_argument('--clip-batch-size', type=int)
     parser.add_argument('--max-images', type=int,
                         help='only the first N images (by image_id)')
     parser.add_argument('--shard', default='0/1',
@@ -128,42 +172,37 @@ def dataset_images(cfg: Config, splits, max_images):
     return entries
 
 
-def build_backend(args):
-    if args.backend == 'regions':
+def build_backend(options, device):
+    if options['backend'] == 'regions':
         return TASK_UTILS.build(dict(type='ColourRegionProposalGenerator',
-                                     num_colours=args.num_colours))
-    if not args.sam_checkpoint:
+                                     num_colours=options['num_colours']))
+    sam = dict(options['sam'])
+    if not sam.get('checkpoint'):
         raise SystemExit('--backend sam needs --sam-checkpoint (a local SAM '
-                         'weights file; nothing is downloaded).')
+                         'weights file; nothing is downloaded), or '
+                         'proposal_cfg.sam.checkpoint.')
     try:
-        return TASK_UTILS.build(dict(
-            type='SAMProposalGenerator', arch=parse_arch(args.sam_arch),
-            checkpoint=args.sam_checkpoint,
-            points_per_side=args.points_per_side,
-            points_per_batch=args.points_per_batch,
-            pred_iou_thresh=args.pred_iou_thresh,
-            stability_score_thresh=args.stability_score_thresh,
-            box_nms_thresh=args.box_nms_thresh,
-            crop_n_layers=args.crop_n_layers,
-            min_mask_region_area=args.min_mask_region_area,
-            score=args.sam_score, device=args.device))
+        return TASK_UTILS.build(
+            dict(type='SAMProposalGenerator', device=device, **sam))
     except (FileNotFoundError, RuntimeError, KeyError, TypeError) as e:
         raise SystemExit(f'Cannot build SAM: {e}')
 
 
-def build_clip(args):
-    if args.no_clip:
+def build_clip(options, device):
+    clip = options['clip']
+    if clip is None:
         return None, None
-    if not args.clip_arch or not args.clip_weights:
+    if not clip.get('arch') or not clip.get('weights'):
         raise SystemExit('CLIP similarities need --clip-arch and '
-                         '--clip-weights (a local file); or pass --no-clip.')
-    arch = parse_arch(args.clip_arch)
+                         '--clip-weights (a local file), or proposal_cfg.'
+                         'clip; or pass --no-clip.')
+    arch, weights = clip['arch'], clip['weights']
     try:
-        scorer = FrozenCLIPScorer(arch, args.clip_weights).to(args.device)
+        scorer = FrozenCLIPScorer(arch, weights).to(device)
     except (FileNotFoundError, RuntimeError, TypeError) as e:
         raise SystemExit(f'Cannot build CLIP: {e}')
-    settings = dict(arch=arch, weights=osp.abspath(args.clip_weights))
-    return ProposalCLIPSimilarity(scorer, args.clip_batch_size), settings
+    settings = dict(arch=arch, weights=osp.abspath(weights))
+    return ProposalCLIPSimilarity(scorer, clip['batch_size']), settings
 
 
 def main():
@@ -174,11 +213,12 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     shard = parse_shard(args.shard)
     entries = dataset_images(cfg, args.split, args.max_images)
-    generator = build_backend(args)
-    clip, clip_settings = build_clip(args)
+    options = proposal_options(cfg, args)
+    generator = build_backend(options, args.device)
+    clip, clip_settings = build_clip(options, args.device)
     try:
         runner = ProposalRunner(generator, args.out, entries,
-                                top_n=args.top_n, clip=clip,
+                                top_n=options['top_n'], clip=clip,
                                 clip_settings=clip_settings,
                                 overwrite=args.overwrite, shard=shard)
         summary = runner.run()

@@ -12,8 +12,9 @@
 #   PHRASE_ARGS    extra tools/decompose_phrases.py flags
 #                  (default "--backend rule"; e.g. "--backend openai
 #                  --base-url http://127.0.0.1:8000/v1 --model Qwen2-7B")
-#   PROPOSAL_ARGS  extra tools/generate_proposals.py flags
-#                  (default "--backend sam"; add --sam-arch/--sam-checkpoint)
+#   PROPOSAL_ARGS  extra tools/generate_proposals.py flags, overriding the
+#                  config's proposal_cfg (default: none; e.g. "--backend sam
+#                  --sam-checkpoint ... --clip-weights ...")
 # The key=value pairs go to every tool as --cfg-options (e.g. data roots).
 set -euo pipefail
 CONFIG=$1
@@ -24,7 +25,7 @@ PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
 OPTS=()
 [ $# -gt 0 ] && OPTS=(--cfg-options "$@")
 read -r -a PHRASE_FLAGS <<< "${PHRASE_ARGS:---backend rule}"
-read -r -a PROPOSAL_FLAGS <<< "${PROPOSAL_ARGS:---backend sam}"
+read -r -a PROPOSAL_FLAGS <<< "${PROPOSAL_ARGS:-}"
 
 stamp() { echo "== $(date +%H:%M:%S) $*"; }
 
