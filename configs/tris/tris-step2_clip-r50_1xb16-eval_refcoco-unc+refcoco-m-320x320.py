@@ -1,0 +1,5 @@
+_base_ = ['../_base_/models/tris-step2_clip-r50.py',
+          '../_base_/datasets/refcoco-m_val.py',
+          '../_base_/schedules/eval_only.py']
+# Evaluates a RefCOCO (UNC) checkpoint on RefCOCO val and RefCOCO-M val.
+train_dataloader = None
