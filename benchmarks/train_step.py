@@ -92,7 +92,11 @@ def main():
     cfg = Config.fromfile(args.config)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     size = tuple(cfg.model.data_preprocessor.get('size', (320, 320)))
-    num_negatives = cfg.train_dataloader.dataset.get('num_negatives', 0)
+    num_negatives = max([
+        t.get('num_negatives', 0)
+        for t in cfg.train_dataloader.dataset.pipeline
+        if t['type'] == 'SampleNegativeTexts'
+    ] or [0])
     model = MODELS.build(cfg.model).to(device).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     images, samples = fake_batch(args.batch, size, num_negatives, device)

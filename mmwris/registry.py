@@ -36,7 +36,9 @@ LOOPS = Registry('loop', parent=MMSEG_LOOPS, locations=['mmwris.engine'])
 HOOKS = Registry('hook', parent=MMSEG_HOOKS, locations=['mmwris.engine'])
 DATASETS = Registry(
     'dataset', parent=MMSEG_DATASETS, locations=['mmwris.datasets'])
-DATA_SAMPLERS = Registry('data sampler', parent=MMSEG_DATA_SAMPLERS)
+DATA_SAMPLERS = Registry(
+    'data sampler', parent=MMSEG_DATA_SAMPLERS,
+    locations=['mmwris.datasets'])
 TRANSFORMS = Registry(
     'transform', parent=MMSEG_TRANSFORMS, locations=['mmwris.datasets'])
 MODELS = Registry('model', parent=MMSEG_MODELS, locations=['mmwris.models'])

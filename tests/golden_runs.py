@@ -9,6 +9,12 @@ stable entry points only (config files, ``MODELS.build``, the data loaders,
 that every model's state-dict keys and shapes are those of the recorded
 layout, so checkpoints trained before the refactor still load.
 
+History: recorded before the architecture refactor and matched by it
+unchanged; re-recorded once when every random draw of a training sample
+moved from the global ``random`` to the sample's own keyed generator
+(exact resume, ``mmwris.datasets.draws``), which changes which expressions
+and negatives are drawn but nothing else (the layouts did not change).
+
 Re-record (only when a change of numbers is intended and explained)::
 
     python tests/golden_runs.py --write

@@ -73,13 +73,13 @@ def test_masks_boxes_match_pycocotools(real_refer_root):
 
 def test_training_samples_one_per_ref_with_negatives(real_refer_root):
     pipeline = [
+        dict(type='SampleNegativeTexts', num_negatives=4),
         dict(type='LoadImageFromFile'),
         dict(type='LoadRISAnnotations'),
         dict(type='Resize', scale=(64, 64), keep_ratio=False),
         dict(type='PackRISInputs'),
     ]
-    dataset = build(real_refer_root, split='train', num_negatives=4,
-                    pipeline=pipeline)
+    dataset = build(real_refer_root, split='train', pipeline=pipeline)
     refs, _ = load_records(real_refer_root)
     train = {r['ref_id']: r for r in refs if r['split'] == 'train'}
     assert len(dataset) == len(train) == 5
@@ -109,13 +109,19 @@ def test_negatives_prefer_same_image(tmp_path, real_refer_root):
                                                sent_id=1, tokens=[])])
     with open(real_refer_root / 'refs(umd).p', 'wb') as f:
         pickle.dump(refs + [extra], f)
-    dataset = build(real_refer_root, split='train', num_negatives=3)
+    dataset = build(real_refer_root, split='train', pipeline=[
+        dict(type='SampleNegativeTexts', num_negatives=3)] + TEST_PIPELINE)
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         if info['ref_id'] == first['ref_id']:
             for _ in range(5):
                 sample = dataset[i]['data_samples']
                 assert sample.neg_texts[0] == 'the other object'
+
+
+def test_num_negatives_moved_to_the_pipeline(real_refer_root):
+    with pytest.raises(TypeError, match='SampleNegativeTexts'):
+        build(real_refer_root, split='train', num_negatives=3)
 
 
 def test_unknown_split(real_refer_root):

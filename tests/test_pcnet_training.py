@@ -19,8 +19,9 @@ TOY = osp.join(REPO, 'configs', 'pcnet',
                'pcnet_clip-tiny_1xb32-3k_toyrefer-128x128.py')
 BASELINE = osp.join(REPO, 'configs', 'baselines',
                     'centerprior_gaussian_1xb32-eval_toyrefer-128x128.py')
+# The training recipes (the -eval_ configs only evaluate a checkpoint).
 PAPER_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'pcnet',
-                                          'pcnet_clip-r50_*.py')))
+                                          'pcnet_clip-r50_*15e_*.py')))
 TINY_CLIP = dict(
     embed_dim=64,
     vision_cfg=dict(layers=(1, 1, 1, 1), width=16, image_size=128),

@@ -657,8 +657,10 @@ def test_training_partner_from_same_image(toy_refer_root, tmp_path):
     by_ref = {r['ref_id']: r for r in refs}
     dataset = build(toy_refer_root, refs_file='toyref/refs(synth).p',
                     ann_file='toyref/instances.json', split='train',
-                    num_negatives=2, phrase_file=str(phrase_file),
-                    pipeline=[dict(type='LoadPhrases', num_phrases=2)])
+                    phrase_file=str(phrase_file),
+                    pipeline=[dict(type='SampleNegativeTexts', num_negatives=2),
+                              dict(type='SampleIaDPartner'),
+                              dict(type='LoadPhrases', num_phrases=2)])
     for i in range(len(dataset)):
         results = dataset[i]
         ref, partner = by_ref[results['ref_id']], by_ref[
@@ -684,7 +686,8 @@ def test_training_without_other_ref_has_no_partner(real_refer_root):
         refs = pickle.load(f)
     (real_refer_root / 'phrases.json').write_text(
         json.dumps(phrase_records(refs, numbered_phrases)))
-    plain = build(real_refer_root, split='train')
+    plain = build(real_refer_root, split='train',
+                  pipeline=[dict(type='SampleIaDPartner')])
     results = plain[0]
     assert results['partner_text'] is None
     assert results['partner_ref_id'] is results['partner_sent_id'] is None
@@ -693,7 +696,8 @@ def test_training_without_other_ref_has_no_partner(real_refer_root):
         Compose([dict(type='LoadPhrases')])(results)
     with_phrases = build(real_refer_root, split='train',
                          phrase_file='phrases.json',
-                         pipeline=[dict(type='LoadPhrases', num_phrases=2)])
+                         pipeline=[dict(type='SampleIaDPartner'),
+                                   dict(type='LoadPhrases', num_phrases=2)])
     results = with_phrases[0]
     assert results['partner_phrases'] is None
     assert len(results['phrases']) == 2

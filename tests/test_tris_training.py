@@ -19,8 +19,9 @@ TINY = osp.join(REPO, 'configs', 'tris',
                 'tris_clip-tiny_1xb32-3k_toyrefer-128x128.py')
 BASELINE = osp.join(REPO, 'configs', 'baselines',
                     'centerprior_gaussian_1xb32-eval_toyrefer-128x128.py')
+# The training recipes (the -eval_ configs only evaluate a checkpoint).
 PAPER_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'tris',
-                                          'tris_clip-r50_*.py')))
+                                          'tris_clip-r50_*15e_*.py')))
 
 
 def run(cmd, threads=1, extra_env=None, timeout=900):
@@ -59,7 +60,9 @@ def train_one_epoch(cfg, work_dir):
     validate; return the logged scalars and the loss records."""
     cfg.train_dataloader.batch_size = 3
     cfg.val_dataloader.batch_size = 5
-    cfg.train_dataloader.dataset.num_negatives = 2
+    for transform in cfg.train_dataloader.dataset.pipeline:
+        if transform.type == 'SampleNegativeTexts':
+            transform.num_negatives = 2
     cfg.train_cfg.max_epochs = 1
     cfg.param_scheduler[0].end = 1
     cfg.default_hooks.logger.interval = 1

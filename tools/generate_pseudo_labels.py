@@ -101,7 +101,6 @@ def main():
     dataset_cfg.pop('pseudo_label_dir', None)
     dataset_cfg.pop('skip_missing_pseudo_labels', None)
     dataset_cfg.update(split=options['split'], test_mode=True,
-                       num_negatives=0,
                        pipeline=cfg.test_dataloader.dataset.pipeline)
     dataset = DATASETS.build(dataset_cfg)
     scorer = None

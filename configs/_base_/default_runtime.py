@@ -17,6 +17,8 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000),
+    # checkpoints that survive a kill at any moment (write, then rename)
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False,
+                    interval=2000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='RISVisualizationHook', draw=False))

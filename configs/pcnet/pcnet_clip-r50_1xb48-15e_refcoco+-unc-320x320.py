@@ -5,7 +5,7 @@ _base_ = ['../_base_/models/pcnet_clip-r50.py',
 pcnet_data = dict(phrase_file='refcoco+/phrases(unc).json',
                   proposal_dir='refcoco+/proposals(unc)')
 train_dataloader = dict(batch_size=48, dataset=dict(
-    num_negatives=6, pipeline=_base_.pcnet_train_pipeline, **pcnet_data))
+    pipeline=_base_.pcnet_train_pipeline, **pcnet_data))
 val_dataloader = dict(
     dataset=dict(pipeline=_base_.pcnet_test_pipeline, **pcnet_data))
 test_dataloader = val_dataloader

@@ -23,8 +23,9 @@ pcnet_loading = [
     dict(type='LoadPhrases', num_phrases=2),
     dict(type='LoadProposals', num_proposals=40, with_clip_sim=False),
 ]
-pcnet_train_pipeline = _base_.load_image + _base_.load_annotations + \
-    pcnet_loading + _base_.resize + _base_.pack
+pcnet_train_pipeline = _base_.sample_negatives + _base_.sample_partner + \
+    _base_.load_image + _base_.load_annotations + pcnet_loading + \
+    _base_.resize + _base_.pack
 pcnet_test_pipeline = _base_.load_image + _base_.resize + \
     _base_.load_annotations + pcnet_loading + _base_.pack
 pcnet_data = dict(phrase_file=phrase_file, proposal_dir=proposal_dir)

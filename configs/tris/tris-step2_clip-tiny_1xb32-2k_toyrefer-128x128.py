@@ -8,6 +8,7 @@ _base_ = [
 train_dataloader = dict(
     batch_size=32,
     dataset=dict(
-        pseudo_label_dir='work_dirs/toy/pseudo_labels', num_negatives=0))
+        pseudo_label_dir='work_dirs/toy/pseudo_labels',
+        pipeline=_base_.train_loading))
 param_scheduler = [_base_.lr_warmup, dict(_base_.lr_decay, end=2000)]
 train_cfg = dict(max_iters=2000)

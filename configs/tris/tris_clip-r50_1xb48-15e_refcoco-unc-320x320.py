@@ -1,4 +1,5 @@
 _base_ = ['../_base_/models/tris_clip-r50.py',
           '../_base_/datasets/refcoco_unc.py', '../_base_/schedules/tris_15e.py']
-# Paper recipe: batch 48; K = 6 calibration negatives (released code: 3).
-train_dataloader = dict(batch_size=48, dataset=dict(num_negatives=6))
+# Paper recipe: batch 48; K = 6 calibration negatives (released code: 3;
+# sample_negatives in ../_base_/datasets/refer.py).
+train_dataloader = dict(batch_size=48)

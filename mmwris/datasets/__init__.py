@@ -1,5 +1,9 @@
+from .draws import SampleKey, draw_rng
 from .refcoco import RefCOCODataset, load_instances, load_refs
+from .samplers import KeyedDefaultSampler, KeyedInfiniteSampler
 from .refcoco_m import RefCOCOMDataset  # noqa: F401
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['RefCOCODataset', 'load_instances', 'load_refs']
+__all__ = [
+    'KeyedDefaultSampler', 'KeyedInfiniteSampler', 'RefCOCODataset',
+    'SampleKey', 'draw_rng', 'load_instances', 'load_refs']

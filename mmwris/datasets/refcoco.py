@@ -3,9 +3,8 @@ import json
 import logging
 import os.path as osp
 import pickle
-import random
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
 from mmengine.fileio import get_local_path
@@ -14,17 +13,26 @@ from mmengine.logging import print_log
 from mmwris.phrases.cache import load_phrase_file
 from mmwris.proposals.storage import load_index
 from mmwris.registry import DATASETS
+from mmwris.structures import fields as F
+from mmwris.utils.safe_pickle import UnsafePickleError, safe_pickle_load
+from .draws import DRAW_KEY, draw_rng, key_of
 
 REFER_SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC')
 REF_KEYS = ('ref_id', 'ann_id', 'image_id', 'split', 'sentences')
 
 
 def load_refs(refs_file: str) -> List[dict]:
-    """Load and validate a refer-toolkit ``refs(<splitBy>).p`` pickle."""
+    """Load and validate a refer-toolkit ``refs(<splitBy>).p`` pickle.
+
+    Read with a restricted unpickler that builds only builtin containers
+    and scalars: a pickle that asks for any other Python global (which is
+    how a pickle runs code) is refused before anything runs.
+    """
     with get_local_path(refs_file) as local_path:
         try:
-            with open(local_path, 'rb') as f:
-                refs = pickle.load(f, encoding='latin1')
+            refs = safe_pickle_load(local_path)
+        except UnsafePickleError as e:
+            raise UnsafePickleError(str(e).replace(local_path, refs_file))
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
                 AttributeError, ImportError, IndexError) as e:
             raise ValueError(f'{refs_file} is not a refer refs pickle: '
@@ -44,8 +52,12 @@ def load_refs(refs_file: str) -> List[dict]:
 
 def expression_text(sent: dict) -> str:
     """The expression of a refer sentence record (``sent``, else ``raw``),
-    stripped."""
-    return str(sent.get('sent', sent.get('raw', ''))).strip()
+    stripped. Python 2 pickles are read as latin-1 ``str``; an expression
+    stored as ``bytes`` must be UTF-8 (else ``UnicodeDecodeError``)."""
+    text = sent.get('sent', sent.get('raw', ''))
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode('utf-8')
+    return str(text).strip()
 
 
 def load_instances(ann_file: str) -> tuple:
@@ -81,20 +93,19 @@ class RefCOCODataset(BaseDataset):
 
     Test mode (``test_mode=True``) yields one sample per (ref, sentence) so
     every expression is evaluated. Training mode yields one sample per ref
-    with a random expression on every draw, plus ``num_negatives``
-    expressions of *other* objects of the same image (``neg_texts``, TRIS's
-    calibration negatives), topped up from other images when the image has
-    too few, and an IaD partner for PCNet: a random expression of a random
-    other ref of the same image (``partner_text``, ``partner_sent_id``,
-    ``partner_ref_id``; all None when the image has no other ref).
+    with a random expression on every draw, and keeps for each ref the
+    other refs of its image (``other_refs``), from which the pipeline's
+    ``SampleNegativeTexts`` (TRIS's calibration negatives) and
+    ``SampleIaDPartner`` (PCNet's IaD partner) draw. Every draw of a sample
+    comes from its own generator, seeded by the key the ``Keyed*Sampler``
+    gives its index (:mod:`mmwris.datasets.draws`), so resumed training
+    repeats it exactly.
 
     Args:
         refs_file (str): Refs pickle, relative to ``data_root``.
         split (str | Sequence[str]): refer split name(s): ``train``, ``val``,
             ``test``, ``testA``, ``testB``. With several, each sample records
             its ``split`` and metrics report every split separately.
-        num_negatives (int): Same-image negative expressions per training
-            sample. Defaults to 0.
         check_images (bool): Check at build time that every image file
             exists. Defaults to True.
         allow_plain_flip (bool): Permit a plain ``RandomFlip`` in the
@@ -129,7 +140,6 @@ class RefCOCODataset(BaseDataset):
     def __init__(self,
                  refs_file: str = 'refs(unc).p',
                  split: Union[str, Sequence[str]] = 'train',
-                 num_negatives: int = 0,
                  check_images: bool = True,
                  allow_plain_flip: bool = False,
                  pseudo_label_dir: Optional[str] = None,
@@ -139,11 +149,15 @@ class RefCOCODataset(BaseDataset):
                  ann_file: str = 'instances.json',
                  data_prefix: dict = dict(img_path='images'),
                  **kwargs) -> None:
+        if 'num_negatives' in kwargs:
+            raise TypeError(
+                'RefCOCODataset(num_negatives=...) became the pipeline '
+                'transform SampleNegativeTexts(num_negatives=K): put it at '
+                'the start of the training pipeline.')
         self.refs_file = refs_file
         self.splits = [split] if isinstance(split, str) else list(split)
         if not self.splits:
             raise ValueError('split must name at least one split.')
-        self.num_negatives = num_negatives
         self.check_images = check_images
         self.pseudo_label_dir = pseudo_label_dir
         self.skip_missing_pseudo_labels = skip_missing_pseudo_labels
@@ -156,6 +170,25 @@ class RefCOCODataset(BaseDataset):
             ann_file=ann_file, data_prefix=data_prefix, **kwargs)
         if not allow_plain_flip:
             self._reject_plain_flip()
+        self._pool: Optional[List[Tuple[int, Tuple[str, ...]]]] = None
+        for transform in self.pipeline.transforms:
+            if hasattr(transform, 'bind_dataset'):
+                transform.bind_dataset(self)
+
+    def expression_pool(self) -> List[Tuple[int, Tuple[str, ...]]]:
+        """``(image_id, expressions)`` of every training ref, in index
+        order (built once; what negative samplers draw other images
+        from)."""
+        if self.test_mode:
+            raise ValueError('The expression pool is for training datasets '
+                             '(test_mode=False).')
+        if self._pool is None:
+            self._pool = []
+            for idx in range(len(self)):
+                info = self.get_data_info(idx)
+                self._pool.append((info[F.IMAGE_ID], tuple(
+                    text for _, text in info[F.SENTENCES])))
+        return self._pool
 
     def _join_prefix(self) -> None:
         super()._join_prefix()
@@ -194,10 +227,19 @@ class RefCOCODataset(BaseDataset):
             phrases = self._load_phrases(refs)
         data_list = []
         checked_images = set()
+        owners: Dict[int, int] = {}
         for ref in refs:
             if ref['split'] not in self.splits:
                 continue
             info = self._parse_ref(ref, images, anns)
+            for sent_id, _ in info['sentences']:
+                if owners.setdefault(sent_id, ref['ref_id']) != ref['ref_id']:
+                    raise ValueError(
+                        f'sent_id={sent_id} belongs to two refs, '
+                        f'ref_id={owners[sent_id]} and ref_id={ref["ref_id"]}'
+                        f' in {self.refs_file}: sent_ids must be unique '
+                        '(results, phrases and pseudo labels are keyed by '
+                        'them).')
             if self.check_images and info['img_path'] not in checked_images:
                 if not osp.isfile(info['img_path']):
                     raise FileNotFoundError(
@@ -302,14 +344,24 @@ class RefCOCODataset(BaseDataset):
                            f'is not in {self.ann_file}.')
         sentences = []
         for sent in ref['sentences']:
-            text = expression_text(sent)
+            try:
+                text = expression_text(sent)
+            except UnicodeDecodeError as e:
+                raise ValueError(f'{where}: sent_id={sent.get("sent_id")} is '
+                                 f'bytes that are not UTF-8 ({e}).') from e
             if not text:
                 raise ValueError(f'{where}: sent_id={sent.get("sent_id")} '
                                  'is an empty expression.')
             sentences.append((sent['sent_id'], text))
         if not sentences:
             raise ValueError(f'{where} has no expressions.')
-        x, y, w, h = ann['bbox']
+        x, y, w, h = (float(v) for v in ann['bbox'])
+        if not (w > 0 and h > 0 and x < img['width'] and y < img['height']
+                and x + w > 0 and y + h > 0):
+            raise ValueError(
+                f'{where}: ann_id={ref["ann_id"]} has the box [x, y, w, h] = '
+                f'{ann["bbox"]}, which is empty or outside its '
+                f'{img["width"]}x{img["height"]} image ({self.ann_file}).')
         return dict(
             img_path=osp.join(self.data_prefix.get('img_path', ''),
                               img['file_name']),
@@ -321,7 +373,7 @@ class RefCOCODataset(BaseDataset):
             height=img['height'],
             width=img['width'],
             segmentation=ann['segmentation'],
-            gt_bbox=[float(x), float(y), float(x + w), float(y + h)],
+            gt_bbox=[x, y, x + w, y + h],
             sentences=sentences)
 
     @staticmethod
@@ -339,19 +391,18 @@ class RefCOCODataset(BaseDataset):
                     for other in infos if other is not info]
 
     def prepare_data(self, idx: int) -> Optional[dict]:
+        """Run the pipeline on sample ``idx``; a training sample first draws
+        its expression (and phrases) with its own generator."""
         data_info = self.get_data_info(idx)
-        if 'sentences' in data_info:
-            data_info['sent_id'], data_info['text'] = random.choice(
-                data_info.pop('sentences'))
-            phrases = data_info.pop('phrases_by_sent', None)
+        data_info[DRAW_KEY] = key_of(idx)
+        if F.SENTENCES in data_info:
+            rng = draw_rng(data_info, 'expression')
+            data_info[F.SENT_ID], data_info[F.TEXT] = rng.choice(
+                data_info.pop(F.SENTENCES))
+            phrases = data_info.pop(F.PHRASES_BY_SENT, None)
             if phrases is not None:
-                data_info['sentence_phrases'] = list(
-                    phrases[data_info['sent_id']])
-            others = data_info.pop('other_refs')
-            data_info['neg_texts'] = self._sample_negatives(
-                [[text for _, text in other['sentences']]
-                 for other in others], data_info['image_id'])
-            data_info.update(self._sample_partner(others))
+                data_info[F.SENTENCE_PHRASES] = list(
+                    phrases[data_info[F.SENT_ID]])
         try:
             return self.pipeline(data_info)
         except Exception as e:
@@ -363,36 +414,3 @@ class RefCOCODataset(BaseDataset):
             except TypeError:
                 error = RuntimeError(message)
             raise error from e
-
-    def _sample_partner(self, other_refs: List[dict]) -> dict:
-        """PCNet's IaD partner: a random expression of a random other ref
-        of the same image (None fields when there is none)."""
-        if not other_refs:
-            partner = dict(partner_text=None, partner_sent_id=None,
-                           partner_ref_id=None)
-            if self.phrase_file is not None:
-                partner['partner_sentence_phrases'] = None
-            return partner
-        other = random.choice(other_refs)
-        sent_id, text = random.choice(other['sentences'])
-        partner = dict(partner_text=text, partner_sent_id=sent_id,
-                       partner_ref_id=other['ref_id'])
-        if self.phrase_file is not None:
-            partner['partner_sentence_phrases'] = list(
-                other['phrases_by_sent'][sent_id])
-        return partner
-
-    def _sample_negatives(self, other_ref_texts: List[List[str]],
-                          image_id: int) -> List[str]:
-        """One random expression per other object of the image, then random
-        expressions of other images until there are ``num_negatives``."""
-        k = self.num_negatives
-        others = random.sample(other_ref_texts, min(k, len(other_ref_texts)))
-        negatives = [random.choice(texts) for texts in others]
-        for _ in range(100 * k):
-            if len(negatives) >= k:
-                break
-            other = self.get_data_info(random.randrange(len(self)))
-            if other['image_id'] != image_id:
-                negatives.append(random.choice(other['sentences'])[1])
-        return negatives

@@ -15,12 +15,19 @@ pcnet_loading = [
     dict(type='LoadPhrases', num_phrases=2),
     dict(type='LoadProposals', num_proposals=40),
 ]
+# What a training sample draws from the other refs of its image, with its
+# own generator (KeyedDefaultSampler keys): TRIS's calibration negatives
+# (K = 6 as in the paper; the released scripts use 3) and PCNet's IaD
+# partner.
+sample_negatives = [dict(type='SampleNegativeTexts', num_negatives=6)]
+sample_partner = [dict(type='SampleIaDPartner')]
 # Training resizes the mask (and PCNet's proposals) with the image; testing
 # loads them after Resize so that metrics see them at the original size.
-train_pipeline = load_image + load_annotations + resize + pack
+train_loading = load_image + load_annotations + resize + pack
+train_pipeline = sample_negatives + train_loading
 test_pipeline = load_image + resize + load_annotations + pack
-pcnet_train_pipeline = load_image + load_annotations + pcnet_loading + \
-    resize + pack
+pcnet_train_pipeline = sample_negatives + sample_partner + load_image + \
+    load_annotations + pcnet_loading + resize + pack
 pcnet_test_pipeline = load_image + resize + load_annotations + \
     pcnet_loading + pack
 
@@ -31,10 +38,10 @@ refer_dataset = dict(
 loader = dict(batch_size=16, num_workers=4, persistent_workers=True)
 train_dataloader = dict(
     loader,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        refer_dataset, split='train', num_negatives=3,
-        pipeline=train_pipeline))
+    # DefaultSampler whose indices carry each sample's draw key, so that
+    # resumed training repeats every random draw.
+    sampler=dict(type='KeyedDefaultSampler', shuffle=True),
+    dataset=dict(refer_dataset, split='train', pipeline=train_pipeline))
 val_dataloader = dict(
     loader,
     sampler=dict(type='DefaultSampler', shuffle=False),

@@ -5,7 +5,10 @@ _base_ = ['./refer.py']
 crop_size = (128, 128)
 resize = [dict(type='Resize', scale=crop_size, keep_ratio=False)]
 load_image, load_annotations = _base_.load_image, _base_.load_annotations
-train_pipeline = load_image + load_annotations + resize + _base_.pack
+# Three negatives on the toy data (2-5 objects per image).
+sample_negatives = [dict(type='SampleNegativeTexts', num_negatives=3)]
+train_loading = load_image + load_annotations + resize + _base_.pack
+train_pipeline = sample_negatives + train_loading
 test_pipeline = load_image + resize + load_annotations + _base_.pack
 # The toy PCNet config composes its own (toy phrases and proposals).
 pcnet_train_pipeline = pcnet_test_pipeline = None

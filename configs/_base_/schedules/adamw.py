@@ -7,5 +7,5 @@ optim_wrapper = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', save_best='val/mIoU',
+    checkpoint=dict(type='AtomicCheckpointHook', save_best='val/mIoU',
                     rule='greater'))

@@ -1,3 +1,4 @@
+from .context import SampleIaDPartner, SampleNegativeTexts
 from .formatting import PackRISInputs
 from .loading import LoadRISAnnotations, decode_coco_segmentation
 from .phrases import LoadPhrases
@@ -6,5 +7,6 @@ from .text_flip import RandomFlipWithText, swap_left_right
 
 __all__ = [
     'LoadPhrases', 'LoadProposals', 'LoadRISAnnotations', 'PackRISInputs',
-    'RandomFlipWithText', 'decode_coco_segmentation', 'swap_left_right'
+    'RandomFlipWithText', 'SampleIaDPartner', 'SampleNegativeTexts',
+    'decode_coco_segmentation', 'swap_left_right'
 ]

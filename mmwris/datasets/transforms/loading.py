@@ -88,6 +88,11 @@ class LoadRISAnnotations(BaseTransform):
             except Exception as e:
                 raise ValueError(f'Cannot decode the mask of ann_id='
                                  f'{results.get("ann_id")}: {e}') from e
+            if not mask.any():
+                raise ValueError(
+                    f'The mask of ann_id={results.get("ann_id")} is empty '
+                    '(a zero-area polygon or one outside its '
+                    f'{results["width"]}x{results["height"]} image).')
         results['gt_seg_map'] = mask
         results.setdefault('seg_fields', [])
         if 'gt_seg_map' not in results['seg_fields']:

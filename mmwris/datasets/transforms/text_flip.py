@@ -4,6 +4,7 @@ from mmseg.datasets.transforms import RandomFlip
 
 from mmwris.registry import TRANSFORMS
 from mmwris.structures import fields as F
+from ..draws import draw_rng
 
 LEFT_RIGHT = {
     'left': 'right', 'right': 'left',
@@ -42,6 +43,13 @@ class RandomFlipWithText(RandomFlip):
 
     TEXT_KEYS = F.TEXT_KEYS
     TEXT_LIST_KEYS = F.TEXT_LIST_KEYS
+
+    def _flip_on_direction(self, results: dict) -> None:
+        flip = draw_rng(results, 'flip').random() < self.prob
+        results['flip'] = flip
+        results['flip_direction'] = 'horizontal' if flip else None
+        if flip:
+            self._flip(results)
 
     def _flip(self, results: dict) -> None:
         super()._flip(results)
