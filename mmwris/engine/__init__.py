@@ -1,4 +1,7 @@
-from .hooks import RISVisualizationHook
+from .hooks import AtomicCheckpointHook, AtomicLocalBackend, RISVisualizationHook
 from .model_wrappers import RISTestWrapper
 
-__all__ = ['RISTestWrapper', 'RISVisualizationHook']
+__all__ = [
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'RISTestWrapper',
+    'RISVisualizationHook'
+]

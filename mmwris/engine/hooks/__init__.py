@@ -1,3 +1,6 @@
+from .checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .visualization_hook import RISVisualizationHook
 
-__all__ = ['RISVisualizationHook']
+__all__ = [
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'RISVisualizationHook'
+]
