@@ -109,8 +109,9 @@ def test_negatives_prefer_same_image(tmp_path, real_refer_root):
                                                sent_id=1, tokens=[])])
     with open(real_refer_root / 'refs(umd).p', 'wb') as f:
         pickle.dump(refs + [extra], f)
-    dataset = build(real_refer_root, split='train', pipeline=[
-        dict(type='SampleNegativeTexts', num_negatives=3)] + TEST_PIPELINE)
+    negatives = [dict(type='SampleNegativeTexts', num_negatives=3)]
+    dataset = build(real_refer_root, split='train',
+                    pipeline=negatives + TEST_PIPELINE)
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         if info['ref_id'] == first['ref_id']:

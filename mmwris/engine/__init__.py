@@ -1,4 +1,5 @@
-from .hooks import AtomicCheckpointHook, AtomicLocalBackend, RISVisualizationHook
+from .hooks import (AtomicCheckpointHook, AtomicLocalBackend,
+                    RISVisualizationHook)
 from .model_wrappers import RISTestWrapper
 
 __all__ = [

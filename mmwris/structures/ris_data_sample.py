@@ -87,3 +87,9 @@ class RISDataSample(SegDataSample):
     def proposals(self) -> Optional[PixelData]:
         """``gt_proposals`` (``PixelData [M, H, W]``), None when unset."""
         return self.get(F.GT_PROPOSALS)
+
+
+def describe_sample(sample) -> str:
+    """``'sent_id=S (ref_id=R)'`` of a sample, for error messages."""
+    return (f'sent_id={sample.metainfo.get(F.SENT_ID)} '
+            f'(ref_id={sample.metainfo.get(F.REF_ID)})')

@@ -141,7 +141,7 @@ class PCNetHead(ResponseHeadLosses):
              data_samples: SampleList,
              images: Optional[Tensor] = None,
              offset: int = 0,
-             proposals: Optional[Tuple[Tensor, Tensor, Optional[Tensor]]] = None,
+             proposals: Optional[tuple] = None,
              partner: Optional[Tuple[Tensor, Tensor, Cues]] = None,
              proposal_loss_scale: float = 1.0) -> Dict[str, Tensor]:
         """Per-stage ``loss_cls`` (averaged), ``acc_cls`` of the last stage,

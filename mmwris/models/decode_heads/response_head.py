@@ -7,6 +7,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
+from mmwris.structures import fields
 from ..layers import image_text_scores
 
 
@@ -47,12 +48,15 @@ class ResponseHeadLosses(BaseModule):
             return {}
         if images is None:
             raise ValueError('The calibration loss needs the RGB images.')
-        return self.loss_cal(own[:, None], images,
-                             [sample.text for sample in data_samples],
-                             neg_texts_of(data_samples))
+        return self.loss_cal(
+            own[:, None], images,
+            [sample.metainfo[fields.TEXT] for sample in data_samples],
+            neg_texts_of(data_samples))
 
 
 def neg_texts_of(data_samples: SampleList) -> List[List[str]]:
     """The calibration negatives of every sample."""
-    return [list(sample.metainfo.get('neg_texts', []))
-            for sample in data_samples]
+    return [
+        list(sample.metainfo.get(fields.NEG_TEXTS) or [])
+        for sample in data_samples
+    ]

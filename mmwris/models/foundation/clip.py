@@ -361,7 +361,8 @@ class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
         return projection.shape[1]
 
     def tokenize(self, texts: List[str]) -> Dict[str, Tensor]:
-        """``dict(ids=[T, L] long, mask=[T, L] bool)`` (:func:`clip_token_ids`)."""
+        """``dict(ids=[T, L] long, mask=[T, L] bool)``, see
+        :func:`clip_token_ids`."""
         ids, mask = clip_token_ids(texts, self.context_length)
         return dict(ids=ids, mask=mask)
 

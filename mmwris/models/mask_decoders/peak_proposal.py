@@ -2,6 +2,8 @@ from mmengine.structures import PixelData
 from torch import Tensor
 
 from mmwris.registry import MODELS
+from mmwris.structures import describe_sample
+from mmwris.structures import fields
 from ..utils.proposal_ops import select_peak_proposal
 from .base import BaseMaskDecoder
 
@@ -40,23 +42,18 @@ class PeakProposalMaskDecoder(BaseMaskDecoder):
     def prepare(self, response: Tensor) -> Tensor:
         return self.response_decoder.prepare(response)
 
-    @staticmethod
-    def _where(sample) -> str:
-        return (f'sent_id={sample.metainfo.get("sent_id")} '
-                f'(ref_id={sample.metainfo.get("ref_id")})')
-
     def decode(self, sample, response: Tensor) -> None:
         self.response_decoder.decode(sample, response)
-        if 'gt_proposals' not in sample:
+        if fields.GT_PROPOSALS not in sample:
             raise KeyError(
                 f'{type(self).__name__} needs mask proposals, but '
-                f'{self._where(sample)} has none: add LoadProposals after '
+                f'{describe_sample(sample)} has none: add LoadProposals after '
                 'Resize to the test pipeline.')
         proposals = sample.gt_proposals.data.to(response.device) > 0
         if proposals.shape[-2:] != response.shape[-2:]:
             raise ValueError(
                 f'Proposals {tuple(proposals.shape[-2:])} of '
-                f'{self._where(sample)} are not at the original size '
+                f'{describe_sample(sample)} are not at the original size '
                 f'{tuple(response.shape[-2:])}: load them after Resize in '
                 'the test pipeline.')
         valid = proposals.flatten(1).any(1)

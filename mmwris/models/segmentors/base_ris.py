@@ -6,7 +6,7 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
-
+from mmwris.structures import fields
 
 LEGACY_TEST_KEYS = ('mask_threshold', 'response_norm', 'predict_mode')
 
@@ -24,7 +24,8 @@ class BaseRISSegmentor(BaseSegmentor):
         test_cfg (dict): ``mask_decoder`` (dict): the decoder config,
             default :attr:`default_mask_decoder` of the class.
     """
-    default_mask_decoder = dict(type='ThresholdMaskDecoder', norm='minmax',
+    default_mask_decoder = dict(type='ThresholdMaskDecoder',
+                                norm='minmax',
                                 threshold=0.5)
 
     def __init__(self,
@@ -32,8 +33,8 @@ class BaseRISSegmentor(BaseSegmentor):
                  init_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  train_cfg: OptConfigType = None) -> None:
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
         legacy = [k for k in LEGACY_TEST_KEYS if k in self.test_cfg]
@@ -60,7 +61,7 @@ class BaseRISSegmentor(BaseSegmentor):
     @staticmethod
     def texts_of(data_samples: SampleList) -> List[str]:
         """The expression of every sample, in batch order."""
-        return [sample.text for sample in data_samples]
+        return [sample.metainfo[fields.TEXT] for sample in data_samples]
 
     def postprocess_response(self, response: Tensor,
                              data_samples: SampleList) -> SampleList:
@@ -79,7 +80,8 @@ class BaseRISSegmentor(BaseSegmentor):
         """Raw ``[B, 1, h, w]`` response of each image to its expression."""
         raise NotImplementedError
 
-    def predict(self, inputs: Tensor,
+    def predict(self,
+                inputs: Tensor,
                 data_samples: SampleList = None) -> SampleList:
         """Fill ``seg_logits`` / ``pred_sem_seg`` at each original size."""
         return self.postprocess_response(
@@ -88,9 +90,10 @@ class BaseRISSegmentor(BaseSegmentor):
     def encode_decode(self, inputs: Tensor,
                       batch_data_samples: SampleList) -> Tensor:
         """The response resized to the input, ``[B, 1, H, W]``."""
-        return F.interpolate(
-            self.predict_response(inputs, batch_data_samples),
-            size=inputs.shape[-2:], mode='bilinear', align_corners=False)
+        return F.interpolate(self.predict_response(inputs, batch_data_samples),
+                             size=inputs.shape[-2:],
+                             mode='bilinear',
+                             align_corners=False)
 
     def extract_feat(self, inputs: Tensor):
         raise NotImplementedError

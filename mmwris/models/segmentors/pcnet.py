@@ -1,4 +1,4 @@
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -7,6 +7,8 @@ from mmseg.utils import SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
+from mmwris.structures import describe_sample
+from mmwris.structures import fields
 from ..utils import gather_with_grad
 from .tris import TRISSegmentor
 
@@ -81,18 +83,18 @@ class PCNetSegmentor(TRISSegmentor):
     def _own_inputs(self, data_samples: SampleList):
         texts = self.texts_of(data_samples)
         cue_lists = [
-            self.cue_texts(sample.text, sample.metainfo.get('phrases'),
+            self.cue_texts(sample.text, sample.metainfo.get(fields.PHRASES),
                            self._where(sample)) for sample in data_samples
         ]
         return texts, self.encode_expressions(texts, cue_lists)
 
     @staticmethod
     def _where(sample) -> str:
-        return (f'sent_id={sample.metainfo.get("sent_id")} '
-                f'(ref_id={sample.metainfo.get("ref_id")})')
+        return describe_sample(sample)
 
     @staticmethod
-    def _stage_cues(tokens: Tensor, mask: Tensor,
+    def _stage_cues(tokens: Tensor,
+                    mask: Tensor,
                     per_image: bool = False) -> List[Tuple[Tensor, Tensor]]:
         """Split ``[T, S, ...]`` cues into S ``(tokens, mask)`` pairs, as
         shared ``[T, ...]`` or, with ``per_image``, ``[T, 1, ...]``."""
@@ -107,8 +109,8 @@ class PCNetSegmentor(TRISSegmentor):
         """Each image's own map at every stage: S tensors ``[B, 1, h, w]``."""
         visual = self.extract_feat(inputs)
         _, (sentence, tokens, mask) = self._own_inputs(data_samples)
-        return self.decode_head.predict(
-            visual, sentence, self._stage_cues(tokens, mask, True))
+        return self.decode_head.predict(visual, sentence,
+                                        self._stage_cues(tokens, mask, True))
 
     def predict_response(self, inputs: Tensor,
                          data_samples: SampleList) -> Tensor:
@@ -136,7 +138,7 @@ class PCNetSegmentor(TRISSegmentor):
         """
         grids = []
         for sample in data_samples:
-            if 'gt_proposals' not in sample:
+            if fields.GT_PROPOSALS not in sample:
                 raise KeyError(
                     f'{self._where(sample)} has no mask proposals: the PCNet '
                     'RaS/IaD losses need LoadProposals in the train '
@@ -144,21 +146,24 @@ class PCNetSegmentor(TRISSegmentor):
             masks = sample.gt_proposals.data.float()
             pad_h, pad_w = sample.metainfo.get('batch_input_shape',
                                                masks.shape[-2:])
-            masks = F.pad(masks, (0, pad_w - masks.shape[-1], 0,
-                                  pad_h - masks.shape[-2]))
+            masks = F.pad(
+                masks,
+                (0, pad_w - masks.shape[-1], 0, pad_h - masks.shape[-2]))
             grids.append(F.adaptive_avg_pool2d(masks[None], size)[0])
         num = max(grid.shape[0] for grid in grids)
-        proposals = torch.stack(
-            [F.pad(grid, (0, 0, 0, 0, 0, num - grid.shape[0]))
-             for grid in grids])
+        proposals = torch.stack([
+            F.pad(grid, (0, 0, 0, 0, 0, num - grid.shape[0])) for grid in grids
+        ])
         return proposals, proposals.flatten(2).amax(-1) > 0
 
-    def proposal_clip_sim(self, data_samples: SampleList,
-                          num: int, device) -> Optional[Tensor]:
+    def proposal_clip_sim(self, data_samples: SampleList, num: int,
+                          device) -> Optional[Tensor]:
         """``[B, M]`` CLIP similarity of each proposal to the expression, or
         None when the samples carry none."""
-        sims = [sample.metainfo.get('proposal_clip_sim')
-                for sample in data_samples]
+        sims = [
+            sample.metainfo.get(fields.PROPOSAL_CLIP_SIM)
+            for sample in data_samples
+        ]
         if any(sim is None for sim in sims):
             return None
         out = torch.full((len(sims), num), -1.0, device=device)
@@ -186,9 +191,14 @@ class PCNetSegmentor(TRISSegmentor):
                                                 grid.device))
             if head.loss_iad is not None:
                 partner = self.encode_partners(data_samples, visual.device)
-        return head.loss(visual, sentence, self._stage_cues(tokens, mask),
-                         data_samples, self.unit_rgb(inputs), offset,
-                         proposals=proposals, partner=partner,
+        return head.loss(visual,
+                         sentence,
+                         self._stage_cues(tokens, mask),
+                         data_samples,
+                         self.unit_rgb(inputs),
+                         offset,
+                         proposals=proposals,
+                         partner=partner,
                          proposal_loss_scale=self.proposal_loss_scale())
 
     def proposal_loss_scale(self) -> float:
@@ -203,15 +213,15 @@ class PCNetSegmentor(TRISSegmentor):
         partner (None when no sample has one)."""
         pairs = [
             i for i, sample in enumerate(data_samples)
-            if sample.metainfo.get('partner_text')
+            if sample.metainfo.get(fields.PARTNER_TEXT)
         ]
         if not pairs:
             return None
         partners = [data_samples[i] for i in pairs]
-        texts = [sample.partner_text for sample in partners]
+        texts = [sample.metainfo[fields.PARTNER_TEXT] for sample in partners]
         cue_lists = [
-            self.cue_texts(sample.partner_text,
-                           sample.metainfo.get('partner_phrases'),
+            self.cue_texts(sample.metainfo[fields.PARTNER_TEXT],
+                           sample.metainfo.get(fields.PARTNER_PHRASES),
                            'the partner of ' + self._where(sample))
             for sample in partners
         ]
