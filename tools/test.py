@@ -6,7 +6,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmwris.utils import register_all_modules, setup_cpu_distributed
+from mmwris.utils import (register_all_modules, setup_cpu_distributed,
+                          shutdown_distributed)
 
 
 def parse_args():
@@ -83,6 +84,7 @@ def main():
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -9,7 +9,8 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmwris.utils import register_all_modules, setup_cpu_distributed
+from mmwris.utils import (register_all_modules, setup_cpu_distributed,
+                          shutdown_distributed)
 
 
 def parse_args():
@@ -75,6 +76,7 @@ def main():
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -59,3 +59,15 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     env_cfg['dist_cfg'] = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
     cfg.env_cfg = env_cfg
     return True
+
+
+def shutdown_distributed() -> None:
+    """Wait for every rank, then destroy the process group.
+
+    Called at the end of the tools: a gloo group left for the interpreter's
+    exit can abort one rank ("terminate called without an active
+    exception") after all the work is done, failing a finished run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
