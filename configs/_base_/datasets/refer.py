@@ -17,17 +17,22 @@ pcnet_loading = [
 ]
 # What a training sample draws from the other refs of its image, with its
 # own generator (KeyedDefaultSampler keys): TRIS's calibration negatives
-# (K = 6 as in the paper; the released scripts use 3) and PCNet's IaD
-# partner.
-sample_negatives = [dict(type='SampleNegativeTexts', num_negatives=6)]
+# (as the released code: K = 3 other refs of the same image, with
+# replacement, random refs of the split when there is none) and PCNet's
+# IaD partner. PCNet keeps K = 6 distinct refs topped up from other images.
+sample_negatives = [
+    dict(type='SampleNegativeTexts', mode='same_image_with_replacement',
+         num_negatives=3)
+]
+pcnet_sample_negatives = [dict(type='SampleNegativeTexts', num_negatives=6)]
 sample_partner = [dict(type='SampleIaDPartner')]
 # Training resizes the mask (and PCNet's proposals) with the image; testing
 # loads them after Resize so that metrics see them at the original size.
 train_loading = load_image + load_annotations + resize + pack
 train_pipeline = sample_negatives + train_loading
 test_pipeline = load_image + resize + load_annotations + pack
-pcnet_train_pipeline = sample_negatives + sample_partner + load_image + \
-    load_annotations + pcnet_loading + resize + pack
+pcnet_train_pipeline = pcnet_sample_negatives + sample_partner + \
+    load_image + load_annotations + pcnet_loading + resize + pack
 pcnet_test_pipeline = load_image + resize + load_annotations + \
     pcnet_loading + pack
 

@@ -7,6 +7,7 @@ the whole dataset (``SampleNegativeTexts`` tops negatives up from other
 images) is handed a compact view of it by ``RefCOCODataset`` through
 ``bind_dataset``.
 """
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 from mmcv.transforms import BaseTransform
@@ -29,55 +30,129 @@ def _other_refs(results: dict, transform: str) -> List[dict]:
 class SampleNegativeTexts(BaseTransform):
     """TRIS's calibration negatives: expressions of *other* objects.
 
-    One random expression of each of up to ``num_negatives`` random other
-    refs of the same image; with ``top_up``, random expressions of other
-    images until there are ``num_negatives``. Adds ``neg_texts`` (list).
+    Adds ``neg_texts`` (a list of ``num_negatives`` expressions; fewer only
+    in ``'same_image'`` mode). The modes (``n`` = other refs of the image):
+
+    * ``'topped_up'``: one random expression of each of ``min(K, n)``
+      distinct random other refs, then random expressions of *other
+      images* until there are K.
+    * ``'same_image_with_replacement'`` (the released TRIS code,
+      ``dataset/ReferDataset.py``): K times a random other ref (with
+      replacement), then a random expression of it (duplicates allowed).
+      When the image has no other ref: random refs of the whole split
+      (this one included) and a random expression each, rejected when the
+      text equals the positive, until there are K. The released code
+      stops its walk over the image's refs at the first ref outside the
+      split; ``other_refs`` hold only refs of the split, so nothing stops
+      here.
+    * ``'same_image'``: ``min(K, n)`` distinct other refs, no top-up.
+
+    Every draw uses the sample's generator ``draw_rng(results,
+    'negatives')``.
 
     Args:
-        num_negatives (int): K (6 in the TRIS paper configs, 3 in the
-            released scripts).
-        top_up (bool): Fill up from other images when the image has fewer
-            than K other refs.
+        num_negatives (int): K (3 in the released scripts and the TRIS
+            paper configs, 6 in the PCNet configs).
+        mode (str): ``'topped_up'``, ``'same_image_with_replacement'`` or
+            ``'same_image'``.
+        top_up (bool, optional): Deprecated: True is ``mode='topped_up'``,
+            False ``mode='same_image'``.
     """
+    MODES = ('topped_up', 'same_image_with_replacement', 'same_image')
+    # Draws before a fallback gives up (the pool may hold only the
+    # positive text).
+    MAX_TRIES_PER_NEGATIVE = 100
 
-    def __init__(self, num_negatives: int = 3, top_up: bool = True) -> None:
+    def __init__(self,
+                 num_negatives: int = 3,
+                 mode: Optional[str] = None,
+                 top_up: Optional[bool] = None) -> None:
         if num_negatives < 0:
             raise ValueError(f'num_negatives must be >= 0, got '
                              f'{num_negatives}.')
+        if top_up is not None:
+            if mode is not None:
+                raise ValueError('Give mode or the deprecated top_up, not '
+                                 'both.')
+            warnings.warn(
+                'SampleNegativeTexts(top_up=...) is deprecated: use '
+                "mode='topped_up' (True) or mode='same_image' (False).",
+                DeprecationWarning)
+            mode = 'topped_up' if top_up else 'same_image'
+        mode = mode or 'topped_up'
+        if mode not in self.MODES:
+            raise ValueError(f'mode must be one of {self.MODES}, got '
+                             f'"{mode}".')
         self.num_negatives = num_negatives
-        self.top_up = top_up
+        self.mode = mode
         self._pool: Optional[Sequence[Tuple[int, Tuple[str, ...]]]] = None
+
+    @property
+    def top_up(self) -> bool:
+        """Whether the mode may draw from other refs than the image's."""
+        return self.mode != 'same_image'
 
     def bind_dataset(self, dataset) -> None:
         """Take the ``(image_id, expressions)`` of every training ref."""
         if self.top_up:
             self._pool = dataset.expression_pool()
 
+    def _bound_pool(self) -> Sequence[Tuple[int, Tuple[str, ...]]]:
+        if self._pool is None:
+            raise RuntimeError(
+                f"SampleNegativeTexts(mode='{self.mode}') needs the "
+                "dataset's expressions: it is bound by RefCOCODataset; "
+                "outside one, use mode='same_image'.")
+        return self._pool
+
+    def _from_pool(self, rng, count: int, image_ok=None,
+                   text_ok=None) -> List[str]:
+        """Up to ``count`` expressions: a random pool ref whose image passes
+        ``image_ok``, then a random expression of it that passes
+        ``text_ok``; at most ``MAX_TRIES_PER_NEGATIVE * num_negatives``
+        refs are drawn."""
+        pool = self._bound_pool()
+        drawn = []
+        for _ in range(self.MAX_TRIES_PER_NEGATIVE * self.num_negatives):
+            if len(drawn) >= count:
+                break
+            image_id, texts = pool[rng.randrange(len(pool))]
+            if image_ok is not None and not image_ok(image_id):
+                continue
+            text = rng.choice(texts)
+            if text_ok is None or text_ok(text):
+                drawn.append(text)
+        return drawn
+
     def transform(self, results: dict) -> dict:
         rng = draw_rng(results, 'negatives')
         k = self.num_negatives
         others = [[text for _, text in other[F.SENTENCES]]
                   for other in _other_refs(results, type(self).__name__)]
-        chosen = rng.sample(others, min(k, len(others)))
-        negatives = [rng.choice(texts) for texts in chosen]
-        if self.top_up and len(negatives) < k:
-            if self._pool is None:
-                raise RuntimeError(
-                    'SampleNegativeTexts(top_up=True) needs the dataset\'s '
-                    'expressions: it is bound by RefCOCODataset; outside '
-                    'one, set top_up=False.')
-            for _ in range(100 * k):
-                if len(negatives) >= k:
-                    break
-                image_id, texts = self._pool[rng.randrange(len(self._pool))]
-                if image_id != results[F.IMAGE_ID]:
-                    negatives.append(rng.choice(texts))
+        if self.mode == 'same_image_with_replacement':
+            if others:
+                negatives = [
+                    rng.choice(others[rng.randrange(len(others))])
+                    for _ in range(k)
+                ]
+            else:
+                positive = results[F.TEXT]
+                negatives = self._from_pool(
+                    rng, k, text_ok=lambda text: text != positive)
+        else:
+            chosen = rng.sample(others, min(k, len(others)))
+            negatives = [rng.choice(texts) for texts in chosen]
+            if self.mode == 'topped_up' and len(negatives) < k:
+                image_id = results[F.IMAGE_ID]
+                negatives += self._from_pool(
+                    rng, k - len(negatives),
+                    image_ok=lambda other: other != image_id)
         results[F.NEG_TEXTS] = negatives
         return results
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(num_negatives={self.num_negatives}, '
-                f'top_up={self.top_up})')
+                f"mode='{self.mode}')")
 
 
 @TRANSFORMS.register_module()
