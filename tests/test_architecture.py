@@ -96,25 +96,52 @@ def test_threshold_decoder_minmax():
 
 
 def test_tris_official_decoder_matches_the_released_protocol():
-    """relu -> bilinear (align_corners=True) -> / max -> > 1e-9."""
+    """Released order: up to the input (align_corners=False) -> relu ->
+    crop -> up to the original size (align_corners=True) -> / (max + 1e-5)
+    -> > 1e-9."""
     decoder = MODELS.build(dict(type='TRISOfficialMaskDecoder'))
     torch.manual_seed(0)
     response = torch.randn(2, 1, 4, 4)
-    samples = [_sample(), _sample(ori=(5, 3))]
+    # sample 1: a bottom/right padded input whose valid part is 6 x 5
+    samples = [_sample(ori=(6, 8), img=(8, 8)),
+               SegDataSample(metainfo=dict(
+                   ori_shape=(5, 3), img_shape=(6, 5),
+                   batch_input_shape=(8, 8), padding_size=[0, 3, 0, 2]))]
     decoder.decode_batch(response, samples)
     for i, sample in enumerate(samples):
-        up = F.interpolate(response[i:i + 1].relu(),
-                           size=sample.ori_shape, mode='bilinear',
-                           align_corners=True)[0]
-        expected = up / up.max()
+        net = F.interpolate(response[i:i + 1], size=(8, 8), mode='bilinear',
+                            align_corners=False).relu()
+        img_h, img_w = sample.img_shape
+        pred = F.interpolate(net[..., :img_h, :img_w],
+                             size=sample.ori_shape, mode='bilinear',
+                             align_corners=True)[0]
+        expected = pred / (pred.max() + 1e-5)
         torch.testing.assert_close(sample.seg_logits.data, expected)
         assert torch.equal(sample.pred_sem_seg.data,
                            (expected > 1e-9).long())
+        # relu after the first up-sampling: not the mask of relu-first
+        relu_first = F.interpolate(
+            response[i:i + 1].relu(), size=sample.ori_shape,
+            mode='bilinear', align_corners=True)[0]
+        assert not torch.equal(sample.pred_sem_seg.data,
+                               (relu_first > 0).long())
     # a map without a positive pixel is empty, not NaN
     sample = _sample()
     decoder.decode_batch(-torch.ones(1, 1, 4, 4), [sample])
     assert sample.pred_sem_seg.data.sum() == 0
     assert torch.isfinite(sample.seg_logits.data).all()
+    # step 2 (relu=False): all-negative logits / negative max -> all
+    # foreground (the released quirk)
+    decoder = MODELS.build(dict(type='TRISOfficialMaskDecoder', relu=False))
+    sample = _sample()
+    logits = -torch.arange(1.0, 17.0).view(1, 1, 4, 4)
+    decoder.decode_batch(logits, [sample])
+    assert sample.pred_sem_seg.data.all()
+    up = F.interpolate(F.interpolate(logits, size=(4, 4), mode='bilinear',
+                                     align_corners=False),
+                       size=(6, 8), mode='bilinear', align_corners=True)[0]
+    torch.testing.assert_close(sample.seg_logits.data,
+                               up / (up.max() + 1e-5))
 
 
 def test_decoder_removes_padding():

@@ -404,3 +404,81 @@ def test_log_states_threshold_and_resolution(kwargs, meta, expected):
 def test_empty_results_raise():
     with pytest.raises(ValueError, match='no results'):
         RISMetric().compute_metrics([])
+
+
+# ------------------------------------------- released TRIS protocol ('tris')
+def test_released_boxes_nms_reads_xywh_as_xyxy():
+    """Two contours whose rects overlap (IoU 16 / 156 > 0.05): true-xyxy NMS
+    would drop the second; the released NMS reads (x, y, w, h) as xyxy,
+    sees no overlap and keeps both. conf = mean gray in the rect / 255."""
+    from mmwris.evaluation import tris_generate_boxes
+    mask = np.zeros((20, 20), dtype=np.uint8)
+    mask[2:12, 2:12] = 1                            # rect (2, 2, 10, 10)
+    mask[8:17, 13:16] = mask[14:17, 8:16] = 1       # L, rect (8, 8, 8, 9)
+    boxes = tris_generate_boxes(mask)
+    np.testing.assert_array_equal(boxes[:, :4], [[2, 2, 12, 12],
+                                                 [8, 8, 16, 17]])
+    # the L (42 px) + the square's corner (16 px) in the 8 x 9 rect
+    np.testing.assert_allclose(boxes[:, 4], [1.0, 58 / 72])
+
+
+@pytest.mark.parametrize('value', [0, 1])
+def test_released_boxes_of_a_constant_mask_are_the_default(value):
+    from mmwris.evaluation import tris_generate_boxes
+    boxes = tris_generate_boxes(np.full((4, 5), value))
+    np.testing.assert_array_equal(boxes, [[0, 0, 1, 1, 0]] * 2)
+
+
+def test_released_box_hits_any_box_and_last_box_at_the_peak():
+    from mmwris.evaluation import tris_box_hits
+    boxes = [[0, 0, 4, 4, 0.9], [10, 10, 20, 20, 0.8], [0, 0, 2, 2, 0.7]]
+    acc, hit_box, iou = tris_box_hits(boxes, (1, 1), [10, 10, 20, 21])
+    assert acc                          # the second box, not at the peak
+    assert hit_box.tolist() == boxes[2]  # the last box containing (1, 1)
+    assert iou == 0.0
+    acc, hit_box, _ = tris_box_hits(boxes, (30, 30), [0, 0, 1, 1])
+    assert not acc and hit_box.tolist() == boxes[0]  # none: the first
+
+
+def test_released_point_rule_and_int_gt_box():
+    from mmwris.evaluation import released_gt_box
+    response = zeros()
+    response[2, 3] = 1.0
+    # index (3, 2) is inside [1, 1, 3, 2] inclusive; its centre is not
+    assert point_in_box(response, [1, 1, 3, 2], rule='index_inclusive')
+    assert not point_in_box(response, [1, 1, 3, 2])
+    with pytest.raises(ValueError):
+        point_in_box(response, [1, 1, 3, 2], rule='centre')
+    # COCO [x, y, w, h] = [10.7, 3.2, 5.0, 7.9] -> int -> [10, 3, 15, 10]
+    np.testing.assert_array_equal(
+        released_gt_box([10.7, 3.2, 10.7 + 5.0, 3.2 + 7.9]), [10, 3, 15, 10])
+    # w recovered from a rounded float sum (0.1 + 0.2 + 3 - 0.3...)
+    np.testing.assert_array_equal(
+        released_gt_box([0.1 + 0.2, 0, 0.1 + 0.2 + 3, 4]), [0, 0, 3, 4])
+
+
+def test_protocol_presets_and_overrides():
+    ours, tris = RISMetric(), RISMetric(protocol='tris')
+    assert (ours.box_mode, ours.point_rule, ours.gt_box) == (
+        'largest_cc', 'pixel_center', 'float')
+    assert (tris.box_mode, tris.point_rule, tris.gt_box) == (
+        'any_box', 'index_inclusive', 'released')
+    mixed = RISMetric(protocol='tris', box_mode='largest_cc', gt_box='float')
+    assert (mixed.box_mode, mixed.point_rule, mixed.gt_box) == (
+        'largest_cc', 'index_inclusive', 'float')
+    for kwargs in (dict(protocol='paper'), dict(gt_box='int'),
+                   dict(point_rule='centre')):
+        with pytest.raises(ValueError):
+            RISMetric(**kwargs)
+
+
+def test_tris_protocol_reports_box_iou_unrounded():
+    """two_samples: A's released box (0, 0, 1, 2) has IoU 2 / 4 with the
+    GT box (no hit); B's full mask is constant, so it gets the default box
+    (0, 0, 1, 1): IoU 1 / 20, no hit either (ours: a hit)."""
+    sample_a, sample_b = two_samples()
+    metrics = evaluate([sample_a, sample_b], protocol='tris', digits=None)
+    assert metrics['AccBox'] == 0.0
+    assert metrics['BoxIoU'] == pytest.approx(100 * (2 / 4 + 1 / 20) / 2)
+    assert metrics['mIoU'] == 75.0
+    assert 'BoxIoU' not in evaluate([sample_a, sample_b])

@@ -13,8 +13,13 @@ import torch
 
 __all__ = [
     'to_numpy', 'response_peak', 'point_in_mask', 'point_in_box',
-    'mask_to_box', 'box_iou', 'mask_intersection_union', 'mask_iou'
+    'mask_to_box', 'box_iou', 'mask_intersection_union', 'mask_iou',
+    'released_gt_box', 'tris_generate_boxes', 'tris_box_hits'
 ]
+
+POINT_RULES = ('pixel_center', 'index_inclusive')
+# What the released TRIS ``generate_bbox`` returns when it finds no contour.
+TRIS_DEFAULT_BOXES = ((0.0, 0.0, 1.0, 1.0, 0.0), (0.0, 0.0, 1.0, 1.0, 0.0))
 
 
 def to_numpy(x) -> np.ndarray:
@@ -62,14 +67,105 @@ def point_in_mask(response, gt_mask) -> bool:
     return bool(gt_mask[y, x])
 
 
-def point_in_box(response, box_xyxy) -> bool:
-    """PointIt hit (pointing game): the centre ``(x + 0.5, y + 0.5)`` of the
-    peak pixel of ``response`` [H, W] lies in the closed box
-    ``[x1, x2] x [y1, y2]`` (``box_xyxy``: [4])."""
+def point_in_box(response, box_xyxy, rule: str = 'pixel_center') -> bool:
+    """PointIt hit (pointing game): the peak pixel of ``response`` [H, W]
+    lies in the closed box ``[x1, x2] x [y1, y2]`` (``box_xyxy``: [4]).
+
+    Args:
+        rule: ``'pixel_center'`` tests the centre ``(x + 0.5, y + 0.5)`` of
+            the peak pixel; ``'index_inclusive'`` tests its integer index
+            ``(x, y)`` (the released TRIS ``isCorrectHit``).
+    """
+    if rule not in POINT_RULES:
+        raise ValueError(f'rule must be one of {POINT_RULES}, got {rule!r}')
     y, x = response_peak(response)
     x1, y1, x2, y2 = to_numpy(box_xyxy).astype(np.float64).reshape(4)
-    cx, cy = x + 0.5, y + 0.5
-    return bool(x1 <= cx <= x2 and y1 <= cy <= y2)
+    if rule == 'pixel_center':
+        x, y = x + 0.5, y + 0.5
+    return bool(x1 <= x <= x2 and y1 <= y <= y2)
+
+
+def released_gt_box(box_xyxy) -> np.ndarray:
+    """The GT box [4] (xyxy, float64) as the released TRIS data set makes
+    it: the COCO ``[x, y, w, h]`` cast to int *first*, then ``x2 = x + w``,
+    ``y2 = y + h``.
+
+    ``box_xyxy`` is ``[x, y, x + w, y + h]`` with non-negative coordinates;
+    ``w`` and ``h`` are recovered as ``x2 - x1`` (to within 1e-6, which
+    absorbs the rounding of the float sum).
+    """
+    x1, y1, x2, y2 = to_numpy(box_xyxy).astype(np.float64).reshape(4)
+    x, y = np.floor(x1), np.floor(y1)
+    w, h = np.floor(x2 - x1 + 1e-6), np.floor(y2 - y1 + 1e-6)
+    return np.array([x, y, x + w, y + h], dtype=np.float64)
+
+
+def tris_generate_boxes(mask) -> np.ndarray:
+    """Boxes ``[N, 5]`` (x1, y1, x2, y2, confidence; float64) of a mask
+    [H, W], as the released TRIS ``generate_bbox`` makes them.
+
+    The map is min-max normalised, coloured with matplotlib's
+    ``cubehelix``, turned to 8-bit gray and cut at half its maximum
+    (``THRESH_TOZERO``). Each contour (``RETR_TREE``, holes included) gives
+    its bounding rect ``(x, y, w, h)`` and a confidence: the mean thresholded
+    gray value inside the rect / 255. Non-maximum suppression (torchvision,
+    IoU 0.05) is applied to the ``(x, y, w, h)`` rects *read as*
+    ``(x1, y1, x2, y2)``, as released; the kept rects become
+    ``(x, y, x + w, y + h)`` and those with a confidence above half the
+    largest proposal confidence are returned, in NMS order.
+
+    A constant map (empty or full mask) normalises to NaN, which the colour
+    map paints black: like a map without contours it gives the released
+    default ``[[0, 0, 1, 1, 0], [0, 0, 1, 1, 0]]``.
+    """
+    import matplotlib
+    from torchvision.ops import nms
+
+    cam = _as_2d(mask, 'mask').astype(np.float64)
+    span = cam.max() - cam.min()
+    if not span > 0:  # constant (or NaN) map: 0 / 0 -> black -> no contour
+        return np.array(TRIS_DEFAULT_BOXES, dtype=np.float64)
+    cam = (cam - cam.min()) / span
+    rgb = matplotlib.colormaps['cubehelix'](cam)[..., :3]
+    rgb = (rgb.astype(np.float32) * 255.0).astype(np.uint8)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    _, gray = cv2.threshold(gray, int(0.5 * np.max(gray)), 255,
+                            cv2.THRESH_TOZERO)
+    contours, _ = cv2.findContours(gray, cv2.RETR_TREE,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    if len(contours) == 0:
+        return np.array(TRIS_DEFAULT_BOXES, dtype=np.float64)
+    rects = np.array([cv2.boundingRect(c) for c in contours],
+                     dtype=np.float64)
+    confs = np.array([gray[y:y + h, x:x + w].mean() / 255
+                      for x, y, w, h in rects.astype(np.int64)])
+    keep = nms(torch.from_numpy(rects).float(),
+               torch.from_numpy(confs).float(), 0.05).numpy()
+    x, y, w, h = rects[keep].T
+    boxes = np.stack([x, y, x + w, y + h, confs[keep]], axis=1)
+    return boxes[boxes[:, 4] > 0.5 * confs.max()]
+
+
+def tris_box_hits(boxes, peak_yx: Tuple[int, int],
+                  gt_box_xyxy) -> Tuple[bool, Optional[np.ndarray], float]:
+    """Released TRIS box metrics of generated ``boxes`` [N, >= 4].
+
+    Returns ``(acc_box, hit_box, box_iou)``: ``acc_box`` is True if *any*
+    box has IoU > 0.5 with the GT box; ``hit_box`` is the *last* box that
+    contains the peak ``(y, x)`` (inclusive), or the first box if none does,
+    and ``box_iou`` its IoU with the GT box (the released "box mIoU" term).
+    Without boxes: ``(False, None, 0.0)``.
+    """
+    boxes = to_numpy(boxes).astype(np.float64)
+    if boxes.size == 0:
+        return False, None, 0.0
+    y, x = peak_yx
+    hit_box = boxes[0]
+    for box in boxes:
+        if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
+            hit_box = box
+    acc = any(box_iou(box[:4], gt_box_xyxy) > 0.5 for box in boxes)
+    return bool(acc), hit_box, box_iou(hit_box[:4], gt_box_xyxy)
 
 
 def mask_to_box(mask, mode: str = 'largest_cc') -> Optional[np.ndarray]:

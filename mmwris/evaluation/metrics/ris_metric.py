@@ -15,12 +15,29 @@ from mmengine.utils import mkdir_or_exist
 from prettytable import PrettyTable
 
 from mmwris.registry import METRICS
-from ..functional import (box_iou, mask_intersection_union, mask_to_box,
-                          point_in_box, point_in_mask, to_numpy)
+from ..functional import (POINT_RULES, box_iou, mask_intersection_union,
+                          mask_to_box, point_in_box, point_in_mask,
+                          released_gt_box, response_peak, to_numpy,
+                          tris_box_hits, tris_generate_boxes)
 
 _ID_KEYS = ('ref_id', 'sent_id', 'image_id')
 _DUMP_KEYS = ('split', ) + _ID_KEYS + ('iou', 'point_hit', 'pointit_hit',
                                        'box_hit')
+BOX_MODES = ('largest_cc', 'all', 'any_box')
+GT_BOX_MODES = ('float', 'released')
+# Evaluation protocols: the defaults of box_mode, point_rule and gt_box.
+PROTOCOLS = dict(
+    ours=dict(box_mode='largest_cc', point_rule='pixel_center',
+              gt_box='float'),
+    tris=dict(box_mode='any_box', point_rule='index_inclusive',
+              gt_box='released'))
+
+
+def _choose(name: str, value, allowed: Sequence):
+    if value not in allowed:
+        raise ValueError(f'{name} must be one of {tuple(allowed)}, '
+                         f'got {value!r}')
+    return value
 
 
 def _scalar(value):
@@ -51,10 +68,12 @@ class RISMetric(BaseMetric):
     the predicted mask and the GT mask / box:
 
     - ``PointM``: the response peak lies on the GT mask (TRIS).
-    - ``PointIt``: the centre of the peak pixel lies in the GT box
-      (pointing game).
+    - ``PointIt``: the peak pixel lies in the GT box (pointing game; see
+      ``point_rule``).
     - ``AccBox``: the box of the predicted mask (see ``box_mode``) has
       IoU > 0.5 with the GT box; an empty prediction is a miss.
+    - ``BoxIoU`` (``box_mode='any_box'`` only): the IoU of the generated
+      box that contains the peak (the released "box mIoU").
     - mask intersection, union and IoU (1.0 when both masks are empty).
 
     ``compute_metrics`` reports, per ``split`` (keys ``'{split}/{name}'``;
@@ -69,7 +88,17 @@ class RISMetric(BaseMetric):
     ``'{split}/segmentor/{AccBox, mIoU, oIoU, Prec@X}'`` and an extra table
     row (the point metrics come from the response and are not repeated).
 
+    ``protocol`` picks the defaults of ``box_mode``, ``point_rule`` and
+    ``gt_box`` (an explicit argument overrides it):
+
+    - ``'ours'``: ``largest_cc``, ``pixel_center``, ``float``.
+    - ``'tris'``: the released TRIS evaluation (fawnliu/TRIS
+      ``validate.py``): ``any_box``, ``index_inclusive``, ``released``. Use
+      it with ``TRISOfficialMaskDecoder``; its mIoU, oIoU and PointIt are
+      the numbers of the TRIS paper tables.
+
     Args:
+        protocol (str): ``'ours'`` or ``'tris'``. Defaults to 'ours'.
         mask_threshold (float, optional): If set, the predicted mask is
             ``response >= mask_threshold``; otherwise the model's
             ``pred_sem_seg`` is used. Defaults to None.
@@ -82,9 +111,20 @@ class RISMetric(BaseMetric):
             Defaults to None.
         prec_thresholds (Sequence[float]): IoU thresholds of ``Prec@X``.
             Defaults to (0.5, 0.6, 0.7, 0.8, 0.9).
-        box_mode (str): How ``AccBox`` boxes the predicted mask:
-            ``'largest_cc'`` (largest 8-connected component) or ``'all'``
-            (all foreground pixels). Defaults to 'largest_cc'.
+        box_mode (str, optional): How ``AccBox`` boxes the predicted mask:
+            ``'largest_cc'`` (largest 8-connected component), ``'all'``
+            (all foreground pixels) or ``'any_box'`` (the released TRIS
+            boxes of :func:`tris_generate_boxes`; a hit if any of them has
+            IoU > 0.5). None: the protocol's.
+        point_rule (str, optional): PointIt test of the peak pixel:
+            ``'pixel_center'`` (its centre) or ``'index_inclusive'`` (its
+            integer index, released). None: the protocol's.
+        gt_box (str, optional): ``'float'`` (the GT box as stored) or
+            ``'released'`` (the COCO box cast to int first,
+            :func:`released_gt_box`), for PointIt and AccBox. None: the
+            protocol's.
+        digits (int, optional): Decimals of the reported percentages; None
+            reports them unrounded. Defaults to 2.
         collect_device (str): Device for collecting results across ranks,
             'cpu' or 'gpu'. Defaults to 'cpu'.
         prefix (str, optional): Prefix of the metric names. Defaults to None.
@@ -95,18 +135,28 @@ class RISMetric(BaseMetric):
     """
 
     def __init__(self,
+                 protocol: str = 'ours',
                  mask_threshold: Optional[float] = None,
                  eval_size: Optional[Tuple[int, int]] = None,
                  prec_thresholds: Sequence[float] = (0.5, 0.6, 0.7, 0.8,
                                                      0.9),
-                 box_mode: str = 'largest_cc',
+                 box_mode: Optional[str] = None,
+                 point_rule: Optional[str] = None,
+                 gt_box: Optional[str] = None,
+                 digits: Optional[int] = 2,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  output_file: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if box_mode not in ('largest_cc', 'all'):
-            raise ValueError(
-                f"box_mode must be 'largest_cc' or 'all', got {box_mode!r}")
+        preset = PROTOCOLS[_choose('protocol', protocol, tuple(PROTOCOLS))]
+        self.protocol = protocol
+        self.box_mode = _choose('box_mode', box_mode or preset['box_mode'],
+                                BOX_MODES)
+        self.point_rule = _choose(
+            'point_rule', point_rule or preset['point_rule'], POINT_RULES)
+        self.gt_box = _choose('gt_box', gt_box or preset['gt_box'],
+                              GT_BOX_MODES)
+        self.digits = None if digits is None else int(digits)
         if eval_size is not None:
             eval_size = tuple(int(s) for s in eval_size)
             if len(eval_size) != 2 or min(eval_size) <= 0:
@@ -116,7 +166,6 @@ class RISMetric(BaseMetric):
                                float(mask_threshold))
         self.eval_size = eval_size
         self.prec_thresholds = tuple(float(t) for t in prec_thresholds)
-        self.box_mode = box_mode
         self.output_file = output_file
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
@@ -141,6 +190,8 @@ class RISMetric(BaseMetric):
         if sample.get('gt_bbox') is None:
             raise KeyError('data sample has no gt_bbox (xyxy GT box)')
         gt_box = to_numpy(sample['gt_bbox']).astype(np.float64).reshape(4)
+        if self.gt_box == 'released':
+            gt_box = released_gt_box(gt_box)
         pred_sem_seg = None
         if self.mask_threshold is None:
             pred_sem_seg = _map_2d(sample, 'pred_sem_seg') > 0
@@ -168,26 +219,32 @@ class RISMetric(BaseMetric):
         result.update(
             mask_threshold=_scalar(sample.get('mask_threshold')),
             point_hit=point_in_mask(response, gt_mask),
-            pointit_hit=point_in_box(response, gt_box),
-            **self._mask_scores(pred_mask, gt_mask, gt_box))
+            pointit_hit=point_in_box(response, gt_box, self.point_rule))
+        peak = response_peak(response)
+        result.update(self._mask_scores(pred_mask, gt_mask, gt_box, peak))
         if 'pred_proposal_seg' in sample:
             proposal_mask = _map_2d(sample, 'pred_proposal_seg') > 0
             if self.eval_size is not None:
                 proposal_mask = self._resize_mask(proposal_mask)
             result['segmentor'] = self._mask_scores(proposal_mask, gt_mask,
-                                                    gt_box)
+                                                    gt_box, peak)
         return result
 
     def _mask_scores(self, pred_mask: np.ndarray, gt_mask: np.ndarray,
-                     gt_box: np.ndarray) -> dict:
-        """Intersection, union, IoU and box hit of one predicted mask."""
-        pred_box = mask_to_box(pred_mask, self.box_mode)
+                     gt_box: np.ndarray, peak: Tuple[int, int]) -> dict:
+        """Intersection, union, IoU and box hit of one predicted mask
+        (``peak``: the response peak ``(y, x)``)."""
         inter, union = mask_intersection_union(pred_mask, gt_mask)
-        return dict(
-            intersection=inter,
-            union=union,
-            iou=inter / union if union > 0 else 1.0,
-            box_hit=pred_box is not None and box_iou(pred_box, gt_box) > 0.5)
+        scores = dict(intersection=inter, union=union,
+                      iou=inter / union if union > 0 else 1.0)
+        if self.box_mode == 'any_box':
+            scores['box_hit'], _, scores['box_iou'] = tris_box_hits(
+                tris_generate_boxes(pred_mask), peak, gt_box)
+        else:
+            pred_box = mask_to_box(pred_mask, self.box_mode)
+            scores['box_hit'] = (pred_box is not None
+                                 and box_iou(pred_box, gt_box) > 0.5)
+        return scores
 
     def _resize_mask(self, mask: np.ndarray) -> np.ndarray:
         """Nearest-neighbour resize of a bool mask [H, W] to eval_size."""
@@ -235,12 +292,16 @@ class RISMetric(BaseMetric):
         total_inter = sum(r['intersection'] for r in group)
 
         def percent(value: float) -> float:
-            return round(float(value) * 100, 2)
+            value = float(value) * 100
+            return value if self.digits is None else round(value, self.digits)
 
         summary = OrderedDict(
             PointM=percent(np.mean([r['point_hit'] for r in group])),
             PointIt=percent(np.mean([r['pointit_hit'] for r in group])),
-            AccBox=percent(np.mean([r['box_hit'] for r in group])),
+            AccBox=percent(np.mean([r['box_hit'] for r in group])))
+        if self.box_mode == 'any_box':
+            summary['BoxIoU'] = percent(np.mean([r['box_iou'] for r in group]))
+        summary.update(
             mIoU=percent(ious.mean()),
             oIoU=percent((total_inter /
                           total_union) if total_union > 0 else 0.0))
@@ -251,7 +312,9 @@ class RISMetric(BaseMetric):
 
     def _mask_metric_names(self) -> List[str]:
         """The metrics that depend on the predicted mask only."""
-        return ['AccBox', 'mIoU', 'oIoU'] + [
+        box = ['AccBox', 'BoxIoU'] if self.box_mode == 'any_box' else [
+            'AccBox']
+        return box + ['mIoU', 'oIoU'] + [
             f'Prec@{t:g}' for t in self.prec_thresholds]
 
     def _log(self, results: List[dict], names: List[str],

@@ -17,13 +17,22 @@ class BaseMaskDecoder:
     """Turn raw responses into masks at each sample's original size.
 
     Subclasses implement :meth:`decode` and may override
-    :meth:`prepare` (applied on the network grid, before any resizing) and
-    ``align_corners`` (of the bilinear resizing).
+    :meth:`prepare` (applied on the network grid, before any resizing),
+    :meth:`prepare_input` (applied on the padded network-input grid),
+    ``align_corners`` (of the bilinear resizing) and
+    ``input_align_corners`` (of the first resizing, to the network input;
+    None: ``align_corners``).
     """
     align_corners = False
+    input_align_corners = None
 
     def prepare(self, response: Tensor) -> Tensor:
         """The response ``[B, 1, h, w]`` before resizing (default: as is)."""
+        return response
+
+    def prepare_input(self, response: Tensor) -> Tensor:
+        """The response ``[B, 1, H, W]`` at the padded network-input size,
+        before the padding is cut off (default: as is)."""
         return response
 
     def decode(self, sample, response: Tensor) -> None:
@@ -38,9 +47,12 @@ class BaseMaskDecoder:
         response = self.prepare(response.float())
         batch_shape = data_samples[0].get('batch_input_shape',
                                           response.shape[-2:])
-        response = F.interpolate(
+        input_align_corners = (self.align_corners
+                               if self.input_align_corners is None else
+                               self.input_align_corners)
+        response = self.prepare_input(F.interpolate(
             response, size=batch_shape, mode='bilinear',
-            align_corners=self.align_corners)
+            align_corners=input_align_corners))
         outputs = []
         for i, sample in enumerate(data_samples):
             left, right, top, bottom = sample.get('padding_size', [0] * 4)

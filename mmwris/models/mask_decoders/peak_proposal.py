@@ -1,3 +1,5 @@
+from typing import List
+
 from mmengine.structures import PixelData
 from torch import Tensor
 
@@ -36,11 +38,12 @@ class PeakProposalMaskDecoder(BaseMaskDecoder):
             raise ValueError(f'output must be one of {OUTPUTS}, not '
                              f'"{output}".')
         self.response_decoder = MODELS.build(response_decoder)
-        self.align_corners = self.response_decoder.align_corners
         self.output = output
 
-    def prepare(self, response: Tensor) -> Tensor:
-        return self.response_decoder.prepare(response)
+    def to_original_size(self, response: Tensor,
+                         data_samples: List) -> List[Tensor]:
+        """Resized exactly as by the response decoder."""
+        return self.response_decoder.to_original_size(response, data_samples)
 
     def decode(self, sample, response: Tensor) -> None:
         self.response_decoder.decode(sample, response)

@@ -1,0 +1,71 @@
+"""Loader of the official fixtures (outputs of the released code).
+
+The folder comes from ``MMWRIS_OFFICIAL_FIXTURES`` (default
+``../shared/fixtures/official``, relative to the repository root) with one
+sub-folder per method (``tris/``, see its README). A test module calls
+:func:`require` at import: the module is skipped when the method's folder
+is missing, and a missing file inside an existing folder fails the test.
+"""
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENV_VAR = 'MMWRIS_OFFICIAL_FIXTURES'
+
+
+def fixtures_root() -> Path:
+    root = Path(os.environ.get(ENV_VAR, '../shared/fixtures/official'))
+    if not root.is_absolute():
+        root = REPO_ROOT / root
+    return root.resolve()
+
+
+def require(method: str = 'tris') -> Path:
+    """The method's fixture folder; skips the calling module without it."""
+    folder = fixtures_root() / method
+    if not folder.is_dir():
+        pytest.skip(f'no official fixtures at {folder} (set {ENV_VAR})',
+                    allow_module_level=True)
+    return folder
+
+
+def fixture_path(name: str, method: str = 'tris') -> Path:
+    """The path of one fixture file; fails (not skips) when it is missing."""
+    path = fixtures_root() / method / name
+    if not path.is_file():
+        pytest.fail(f'official fixture file missing: {path}')
+    return path
+
+
+def load(name: str, method: str = 'tris'):
+    """``torch.load(weights_only=True)`` of a fixture file."""
+    return torch.load(fixture_path(name, method), weights_only=True)
+
+
+def rebuild_omitted(recipe: dict) -> torch.Tensor:
+    """The tensor a state-dict file left out (``omitted_recipe``):
+    ``0.1 * sin(arange(n, float64) * 0.7 + crc32(key) % 997)``, row-major,
+    float32."""
+    shape = list(recipe['shape'])
+    numel = 1
+    for size in shape:
+        numel *= size
+    phase = zlib.crc32(recipe['key'].encode('utf-8')) % 997
+    values = 0.1 * torch.sin(
+        torch.arange(numel, dtype=torch.float64) * 0.7 + phase)
+    return values.reshape(shape).float()
+
+
+def load_state_dict(name: str, method: str = 'tris') -> dict:
+    """A fixture state dict (``file['model']``) with its omitted tensor
+    rebuilt."""
+    data = load(name, method)
+    state_dict = dict(data['model'])
+    recipe = data.get('omitted_recipe')
+    if recipe:
+        state_dict[recipe['key']] = rebuild_omitted(recipe)
+    return state_dict
