@@ -95,6 +95,101 @@ def test_pixel_word_attention_checks_shapes():
 
 
 # -------------------------------------------------------- model and head
+def test_tris_pixel_attention_matches_its_formula():
+    """The released layer: softmax over all L tokens (no mask) unless
+    use_word_mask; residual optional; Conv1d word projections."""
+    from mmwris.models.layers import TRISPixelAttention
+    torch.manual_seed(0)
+    layer = TRISPixelAttention(6, 5).eval()
+    visual, words = torch.randn(2, 6, 3, 4), torch.randn(2, 7, 5)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[:, 5:] = False
+
+    def inorm(x, norm):
+        return F.instance_norm(x, weight=norm.weight, bias=norm.bias)
+
+    with torch.no_grad():
+        lang = words.transpose(1, 2)
+        key = torch.einsum('oc,bcl->bol', layer.w_k.weight[..., 0],
+                           lang) + layer.w_k.bias[:, None]
+        value = torch.einsum('oc,bcl->bol', layer.w_v.weight[..., 0],
+                             lang) + layer.w_v.bias[:, None]
+        query = inorm(layer.w_q(visual), layer.ins_q).flatten(2)
+        attn = torch.softmax(
+            torch.einsum('bcp,bcl->bpl', query, key) / 6**0.5, dim=2)
+        gathered = torch.einsum('bpl,bcl->bcp', attn, value).reshape(
+            2, 6, 3, 4)
+        gathered = inorm(layer.w_w(gathered), layer.ins_w)
+        want = F.relu(layer.w_o(F.relu(layer.w_m(visual)) * gathered))
+        torch.testing.assert_close(layer(visual, words), visual + want)
+        layer.residual = False
+        torch.testing.assert_close(layer(visual, words, mask), want)
+        # padding takes part (released); masked out with use_word_mask
+        noisy = words.clone()
+        noisy[:, 5:] = 10 * torch.randn(2, 2, 5)
+        assert not torch.allclose(layer(visual, noisy, mask), want)
+        layer.use_word_mask = True
+        torch.testing.assert_close(layer(visual, noisy, mask),
+                                   layer(visual, words, mask))
+        with pytest.raises(ValueError, match='word mask'):
+            layer(visual, words)
+    assert layer.w_k.weight.shape == (6, 5, 1)
+
+
+RELEASED = dict(type='TRISStep2ReleasedHead',
+                in_channels=(64, 128, 256, 512),
+                reduce_channels=(8, 16, 32, 64),
+                decoder_channels=(4, 8, 16, 32), side_channels=(4, 4, 8, 8))
+
+
+def build_released(**overrides):
+    """The tiny model with the released fusion and head."""
+    from mmwris.registry import MODELS
+    cfg = Config.fromfile(TINY_CFG).model
+    cfg.data_preprocessor.size = (64, 64)
+    cfg.fusion_cfg = dict(type='TRISPixelAttention')
+    cfg.early_fusion = False
+    cfg.decode_head = dict(RELEASED, **overrides)
+    torch.manual_seed(0)
+    return MODELS.build(cfg)
+
+
+def test_released_head_sides_and_checks():
+    model = build_released().eval()
+    with torch.no_grad():
+        sides = model.side_outputs(torch.randn(2, 3, 64, 64),
+                                   samples(TEXTS[:2]))
+    # s_4 and s_3 on the grids of c_3 and c_2, s_2 and s_1 on c_1's
+    assert [tuple(s.shape) for s in sides] == [(2, 1, 4, 4), (2, 1, 8, 8),
+                                               (2, 1, 16, 16),
+                                               (2, 1, 16, 16)]
+    assert type(model.fusions['stage1']).__name__ == 'TRISPixelAttention'
+    head = model.decode_head
+    assert type(head.reduce_convs[0].activate).__name__ == 'PReLU'
+    assert head.side_heads[0][1].bias is None
+    with pytest.raises(ValueError, match='decoder_channels'):
+        build_released(decoder_channels=(4, 8, 16, 16))
+    with pytest.raises(ValueError, match='same stages'):
+        build_released(side_channels=(4, 4, 8))
+
+
+def test_released_network_trains_with_equal_side_weights():
+    from mmwris.registry import MODELS
+    model = build_released(
+        loss_decode=dict(type='MaskedBCELoss', reduction='pixel'))
+    model.train()
+    gts = [random_gt((64, 64), seed=i) for i in range(2)]
+    losses = model.loss(torch.randn(2, 3, 64, 64),
+                        samples(TEXTS[:2], gts=gts))
+    assert sorted(losses) == ['acc_seg'] + [
+        f'loss_bce_side{i}' for i in range(4)]
+    total = sum(v for k, v in losses.items() if k.startswith('loss'))
+    total.backward()
+    assert model.fusions['stage3'].w_k.weight.grad.abs().sum() > 0
+    assert model.decode_head.reduce_convs[0].conv.weight.grad is not None
+    assert MODELS.get('TRISPixelAttention') is not None
+
+
 def test_side_outputs_and_forward(model):
     data_samples = samples(TEXTS)
     inputs = torch.randn(3, 3, 64, 64)
@@ -422,6 +517,10 @@ def test_step2_configs_parse():
         assert 'pseudo_label_dir' not in cfg.val_dataloader.dataset
         assert 'pseudo_label_dir' not in cfg.test_dataloader.dataset
         if 'toyrefer' in path:
+            # our network (the state-dict layout of the golden runs)
+            assert cfg.model.decode_head.type == 'TRISStep2Head'
+            assert cfg.model.early_fusion is True
+            assert 'type' not in cfg.model.fusion_cfg
             assert train.batch_size == 32
             assert cfg.train_cfg.max_iters == 2000
             assert cfg.model.data_preprocessor.size == (128, 128)
@@ -429,6 +528,12 @@ def test_step2_configs_parse():
         else:
             assert train.batch_size == 48
             assert cfg.train_cfg.max_epochs == 15
+            # the released network and its (constant) learning rate
+            assert cfg.model.decode_head.type == 'TRISStep2ReleasedHead'
+            assert cfg.model.decode_head.aux_weights == (1.0, ) * 4
+            assert cfg.model.fusion_cfg.type == 'TRISPixelAttention'
+            assert cfg.model.early_fusion is False
+            assert cfg.param_scheduler == []
             assert cfg.model.data_preprocessor.size == (320, 320)
             assert cfg.model.text_encoder.context_length == 20
             assert cfg.model.decode_head.in_channels == (256, 512, 1024,

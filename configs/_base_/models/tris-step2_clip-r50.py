@@ -1,21 +1,26 @@
 # TRIS step 2 (ICCV'23): a text-conditioned segmentation network trained on
-# the step-1 pseudo masks. CLIP RN50 image and text towers, pixel-word
-# attention (LAVT's PWAM + language gate) after the last three image stages,
-# each fused stage feeding the next (early fusion), a top-down decoder with
-# one side output per stage (deep supervision, BCE, 255 ignored).
-# Weights are read from a local file: set clip_weights.
+# the step-1 pseudo masks. The released network (fawnliu/TRIS
+# model/model_stage2.py): CLIP RN50 image and text towers; late fusion:
+# c_k + PixelAttention(c_k, all 20 word tokens, no mask) on c2..c4, each from
+# the unfused backbone; 3x3 conv-BN-PReLU reduce (64..512) and top-down sum
+# decoder (32..256); one side output per stage, plain mean BCE, weights 1.
+# Our network (LAVT's PWAM + gate, early fusion, concat decoder) is
+# ./tris-step2-pwam_clip-r50.py. Weights from a local file: set clip_weights.
 _base_ = ['./clip_inputs.py']
 model = dict(
     type='TRISStep2Segmentor',
     **_base_.clip_towers,
     fusion_stages=(1, 2, 3),
-    fusion_cfg=dict(channels=None, num_heads=1, dropout=0.0),
-    early_fusion=True,
+    fusion_cfg=dict(
+        type='TRISPixelAttention', residual=True, use_word_mask=False),
+    early_fusion=False,
     decode_head=dict(
-        type='TRISStep2Head', in_channels=(256, 512, 1024, 2048),
-        channels=256, num_convs=2, norm_cfg=dict(type='BN'),
+        type='TRISStep2ReleasedHead', in_channels=(256, 512, 1024, 2048),
+        reduce_channels=(64, 128, 256, 512),
+        decoder_channels=(32, 64, 128, 256), side_channels=(32, 32, 64, 64),
+        norm_cfg=dict(type='BN'), act_cfg=dict(type='PReLU'),
         loss_decode=dict(
-            type='MaskedBCELoss', reduction='sample', ignore_index=255),
-        aux_weights=(0.4, 0.4, 0.4, 1.0)),
+            type='MaskedBCELoss', reduction='pixel', ignore_index=255),
+        aux_weights=(1.0, 1.0, 1.0, 1.0)),
     test_cfg=dict(mask_decoder=dict(
         type='ThresholdMaskDecoder', norm='sigmoid', threshold=0.5)))

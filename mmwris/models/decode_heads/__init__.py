@@ -1,5 +1,9 @@
 from .pcnet_head import PCNetHead
-from .step2_head import TRISStep2Head
+from .step2_head import DeepSupervisionHead, TRISStep2Head
 from .tris_head import TRISHead
+from .tris_step2_released_head import TRISStep2ReleasedHead
 
-__all__ = ['PCNetHead', 'TRISHead', 'TRISStep2Head']
+__all__ = [
+    'DeepSupervisionHead', 'PCNetHead', 'TRISHead', 'TRISStep2Head',
+    'TRISStep2ReleasedHead'
+]

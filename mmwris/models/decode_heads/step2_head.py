@@ -11,8 +11,61 @@ from torch import Tensor
 from mmwris.registry import MODELS
 
 
+class DeepSupervisionHead(BaseModule):
+    """What the step-2 heads share: ``forward`` returns one logit map per
+    decoder stage, *coarse to fine* (the last is the prediction), and
+    :meth:`loss` supervises every one of them (deep supervision)::
+
+        loss_bce_side{i} = aux_weights[i] * loss_decode(up(s_i), y)
+
+    ``up`` is bilinear (``align_corners=False``) to the target's size.
+
+    Args:
+        num_sides (int): Side outputs of ``forward``.
+        loss_decode (dict): The loss of every side output; its
+            ``loss_name`` gets the suffix ``_side{i}``.
+        aux_weights (Sequence[float]): Loss weight of each side output, in
+            the output order (coarse to fine).
+    """
+
+    def __init__(self, num_sides: int, loss_decode: ConfigType,
+                 aux_weights: Sequence[float],
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.loss_decode = MODELS.build(loss_decode)
+        self.aux_weights = tuple(float(w) for w in aux_weights)
+        if len(self.aux_weights) != num_sides:
+            raise ValueError(f'{num_sides} side outputs but '
+                             f'{len(self.aux_weights)} aux_weights.')
+
+    def predict(self, feats: Sequence[Tensor]) -> Tensor:
+        """The final (finest) logits ``[B, 1, h_1, w_1]``."""
+        return self(feats)[-1]
+
+    def loss(self, feats: Sequence[Tensor],
+             data_samples: SampleList) -> Dict[str, Tensor]:
+        """``loss_bce_side{i}`` per side output (coarse to fine) and the
+        final output's accuracy on the valid pixels (``acc_seg``)."""
+        target = torch.stack(
+            [sample.gt_sem_seg.data for sample in data_samples])[:, 0]
+        losses = {}
+        name = self.loss_decode.loss_name
+        for i, (side, weight) in enumerate(zip(self(feats),
+                                               self.aux_weights)):
+            logits = F.interpolate(
+                side, size=target.shape[-2:], mode='bilinear',
+                align_corners=False)[:, 0]
+            losses[f'{name}_side{i}'] = self.loss_decode(
+                logits, target, weight)
+        with torch.no_grad():
+            valid = target != self.loss_decode.ignore_index
+            correct = ((logits > 0) == (target == 1)) & valid
+            losses['acc_seg'] = correct.sum() / valid.sum().clamp_min(1)
+        return losses
+
+
 @MODELS.register_module()
-class TRISStep2Head(BaseModule):
+class TRISStep2Head(DeepSupervisionHead):
     """TRIS step-2 decoder: top-down, symmetric to the encoder, with deep
     supervision (one logit map per decoder stage).
 
@@ -58,7 +111,8 @@ class TRISStep2Head(BaseModule):
                      ignore_index=255),
                  aux_weights: Sequence[float] = (0.4, 0.4, 0.4, 1.0),
                  init_cfg: OptConfigType = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(len(in_channels), loss_decode, aux_weights,
+                         init_cfg=init_cfg)
         self.in_channels = list(in_channels)
         num_stages = len(self.in_channels)
         if isinstance(channels, int):
@@ -91,11 +145,6 @@ class TRISStep2Head(BaseModule):
                 nn.Sequential(
                     nn.Dropout2d(dropout_ratio),
                     nn.Conv2d(self.channels[stage], 1, 1)))
-        self.loss_decode = MODELS.build(loss_decode)
-        self.aux_weights = tuple(float(w) for w in aux_weights)
-        if len(self.aux_weights) != num_stages:
-            raise ValueError(f'{num_stages} side outputs but '
-                             f'{len(self.aux_weights)} aux_weights.')
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
         """Decode.
@@ -124,28 +173,3 @@ class TRISStep2Head(BaseModule):
             decoded = self.blocks[stage](x)
             sides.append(self.side_convs[stage](decoded))
         return sides
-
-    def predict(self, feats: Sequence[Tensor]) -> Tensor:
-        """The final (finest) logits ``[B, 1, h_1, w_1]``."""
-        return self(feats)[-1]
-
-    def loss(self, feats: Sequence[Tensor],
-             data_samples: SampleList) -> Dict[str, Tensor]:
-        """``loss_bce_side{i}`` per side output (coarse to fine) and the
-        final output's accuracy on the valid pixels (``acc_seg``)."""
-        target = torch.stack(
-            [sample.gt_sem_seg.data for sample in data_samples])[:, 0]
-        losses = {}
-        name = self.loss_decode.loss_name
-        for i, (side, weight) in enumerate(zip(self(feats),
-                                               self.aux_weights)):
-            logits = F.interpolate(
-                side, size=target.shape[-2:], mode='bilinear',
-                align_corners=False)[:, 0]
-            losses[f'{name}_side{i}'] = self.loss_decode(
-                logits, target, weight)
-        with torch.no_grad():
-            valid = target != self.loss_decode.ignore_index
-            correct = ((logits > 0) == (target == 1)) & valid
-            losses['acc_seg'] = correct.sum() / valid.sum().clamp_min(1)
-        return losses

@@ -9,9 +9,11 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mmwris.registry import MODELS
 from .conditional_referring import masked_softmax
 
 
+@MODELS.register_module()
 class PixelWordAttention(nn.Module):
     """Fuse an expression's words into a visual map, pixel by pixel.
 

@@ -5,7 +5,6 @@ from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from ..layers import PixelWordAttention
 from ..utils.staged_encoder import check_staged
 from .base_ris import BaseRISSegmentor
 
@@ -17,7 +16,7 @@ class TRISStep2Segmentor(BaseRISSegmentor):
 
     Image encoder stages ``c_1..c_4``; the expression's word tokens (the
     text encoder's ``tokens``/``mask``) are fused into the stages of
-    ``fusion_stages`` by :class:`PixelWordAttention`; the top-down
+    ``fusion_stages`` by a fusion layer (``fusion_cfg.type``); the top-down
     ``decode_head`` returns one logit map per stage (coarse to fine, the
     last is the prediction) and owns the deep-supervision loss.
 
@@ -29,17 +28,24 @@ class TRISStep2Segmentor(BaseRISSegmentor):
             contract); its ``tokens [T, L, C]`` and ``mask [T, L]`` are
             used. Its sentence projection, unused here, is frozen (DDP needs
             a gradient for every trainable parameter).
-        decode_head (dict): ``TRISStep2Head`` config (with ``loss_decode``
-            and ``aux_weights``).
+        decode_head (dict): ``TRISStep2Head`` or ``TRISStep2ReleasedHead``
+            config (with ``loss_decode`` and ``aux_weights``).
         fusion_stages (Sequence[int]): 0-based stages of ``c_1..c_4``
             fused with the words (the paper: the last three).
-        fusion_cfg (dict): Extra :class:`PixelWordAttention` kwargs:
-            ``channels`` (int, list per stage, or None = the stage's visual
-            channels), ``num_heads``, ``dropout``.
+        fusion_cfg (dict): The fusion layer: ``type`` (a registered layer
+            called ``layer(visual, words, mask)``; default
+            ``'PixelWordAttention'``: LAVT's PWAM with its gate and
+            residual; ``'TRISPixelAttention'``: the released step 2's, with
+            its options ``residual`` and ``use_word_mask``), ``channels``
+            (int, list per stage, or None = the stage's visual channels)
+            and the layer's other kwargs (``num_heads``, ``dropout``...).
+            Each layer is built as ``type(visual_channels, text_channels,
+            channels, **rest)``.
         early_fusion (bool): LAVT's order: a fused stage output is the
             *input of the next encoder stage* (the encoder runs stage by
             stage through the staged-encoder interface). False fuses the
-            encoder's outputs independently (any backbone).
+            encoder's outputs independently (any backbone; the released
+            step 2).
         visual_channels (Sequence[int], optional): Channels of ``c_1..c_4``;
             read from ``image_encoder.out_channels`` when None.
         text_channels (int, optional): Width of the word tokens; read from
@@ -83,13 +89,16 @@ class TRISStep2Segmentor(BaseRISSegmentor):
         if early_fusion:
             check_staged(self.image_encoder, num_stages)
         fusion_cfg = dict(fusion_cfg or {})
+        fusion_cfg.setdefault('type', 'PixelWordAttention')
         widths = fusion_cfg.pop('channels', None)
         if widths is None or isinstance(widths, int):
             widths = [widths] * num_stages
         self.fusions = nn.ModuleDict({
-            f'stage{s}': PixelWordAttention(
-                self.visual_channels[s], text_channels,
-                widths[s] or self.visual_channels[s], **fusion_cfg)
+            f'stage{s}': MODELS.build(
+                dict(fusion_cfg,
+                     visual_channels=self.visual_channels[s],
+                     text_channels=text_channels,
+                     channels=widths[s] or self.visual_channels[s]))
             for s in self.fusion_stages
         })
 
