@@ -2,11 +2,25 @@
 # (cue k = phrase k, the last stage the full sentence) plus the
 # Region-aware Shrinking and Instance-aware Disambiguation losses over mask
 # proposals. Same CLIP RN50 encoders and losses as tris_clip-r50.py.
+# PCNet keeps our choices, not the released-TRIS parity options of
+# tris_clip-r50.py: CLIP pixel statistics and the calibration on RGB.
 _base_ = ['./tris_clip-r50.py']
+data_preprocessor = dict(
+    mean=[122.7709, 116.7460, 104.0937], std=[68.5005, 66.6322, 70.3232])
 model = dict(
     type='PCNetSegmentor',
+    data_preprocessor=data_preprocessor,
     decode_head=dict(
-        type='PCNetHead', token_channels=512, num_stages=3, gamma=0.1,
+        _delete_=True,
+        type='PCNetHead', in_channels=2048, text_channels=1024,
+        token_channels=512, channels=1024, alpha=0.1, beta=0.1,
+        num_stages=3, gamma=0.1,
+        loss_cls=dict(type='ClassificationLoss', loss_weight=5.0),
+        loss_cal=dict(
+            type='CalibrationLoss',
+            scorer=dict(arch='ViT-B-32-quickgelu', pretrained=None),
+            loss_weight=2.0,
+            pos_weight=1.0),
         # RaS target: the proposal whose CLIP embedding is closest to the
         # expression (generate_proposals.py stores the similarities).
         loss_ras=dict(type='RegionShrinkingLoss', loss_weight=1.0,

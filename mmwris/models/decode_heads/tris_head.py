@@ -18,7 +18,8 @@ class TRISHead(ResponseHeadLosses):
 
     ``v = norm(Conv1x1(c4))``, ``l = norm(Linear(sentence))``, then
     :class:`BilateralPrompting` and ``R[b, t] = exp(tau) <v_b, l_bt>``
-    (cosine of the updated features) with a learnable ``tau``.
+    (by default the cosine of the updated features, with a learned
+    ``tau``).
 
     Args:
         in_channels (int): Channels of the visual feature.
@@ -30,6 +31,14 @@ class TRISHead(ResponseHeadLosses):
         loss_cls (dict): ``ClassificationLoss`` config.
         loss_cal (dict, optional): ``CalibrationLoss`` config; None disables
             the calibration.
+        renormalize_after_prompting (bool): L2-normalise the prompted
+            features before the dot product (a cosine). The released TRIS
+            does not (False): its features are unit vectors only before
+            the prompt updates are added.
+        learn_temperature (bool): Train ``tau``. False (the released TRIS,
+            where ``tau`` is in no optimiser group) keeps it a parameter
+            with ``requires_grad=False``: the state-dict key
+            ``logit_scale`` stays and optimisers skip it.
     """
 
     def __init__(self,
@@ -42,6 +51,8 @@ class TRISHead(ResponseHeadLosses):
                  loss_cls: ConfigType = dict(
                      type='ClassificationLoss', loss_weight=5.0),
                  loss_cal: OptConfigType = None,
+                 renormalize_after_prompting: bool = True,
+                 learn_temperature: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
@@ -50,7 +61,10 @@ class TRISHead(ResponseHeadLosses):
         self.vis_proj = nn.Conv2d(in_channels, channels, 1)
         self.text_proj = nn.Linear(text_channels, channels)
         self.prompting = BilateralPrompting(channels, alpha, beta)
-        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.renormalize_after_prompting = renormalize_after_prompting
+        self.logit_scale = nn.Parameter(
+            torch.tensor(float(logit_scale_init)),
+            requires_grad=learn_temperature)
         self.init_losses(loss_cls, loss_cal)
 
     def forward(self, visual: Tensor, text: Tensor) -> Tensor:
@@ -64,10 +78,15 @@ class TRISHead(ResponseHeadLosses):
         Returns:
             Tensor: ``maps [B, T, h, w]``.
         """
-        visual = F.normalize(self.vis_proj(visual), dim=1)
-        text = F.normalize(self.text_proj(text), dim=-1)
-        visual, text = self.prompting(visual, text)
-        return response_maps(visual, text, self.logit_scale)
+        visual, text = self.prompting(*self.project(visual, text))
+        return response_maps(visual, text, self.logit_scale,
+                              self.renormalize_after_prompting)
+
+    def project(self, visual: Tensor, text: Tensor):
+        """Unit features before the prompting: ``[B, C, h, w]`` and
+        ``[T, C]`` (or ``[B, T, C]``)."""
+        return (F.normalize(self.vis_proj(visual), dim=1),
+                F.normalize(self.text_proj(text), dim=-1))
 
     def loss(self, visual: Tensor, sentence: Tensor,
              data_samples: SampleList, images: Optional[Tensor] = None,

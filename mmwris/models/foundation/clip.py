@@ -87,7 +87,8 @@ def build_open_clip(arch: ArchType,
                 arch,
                 pretrained=None,
                 pretrained_image=False,
-                pretrained_text=False)
+                pretrained_text=False,
+                device=torch.empty(0).device)  # meta under torch.device('meta')
         finally:
             logging.getLogger().removeFilter(quiet)
     elif isinstance(arch, dict):
@@ -116,24 +117,37 @@ def bpe_word_ids(text: str) -> Tuple[int, ...]:
 
 
 def clip_token_ids(texts: List[str],
-                   context_length: int) -> Tuple[Tensor, Tensor]:
+                   context_length: int,
+                   keep_eot: bool = True) -> Tuple[Tensor, Tensor]:
     """CLIP token ids of ``texts``: ``ids [T, L]`` (long), ``mask [T, L]``.
 
-    Word ids are truncated to ``context_length - 2`` *before* SOT/EOT are
-    added, so every sequence ends with EOT (the sentence embedding is read
-    there). Shared by every CLIP text tower (the trained encoder and the
-    frozen scorer), so a text is BPE-encoded once.
+    ``keep_eot=True``: word ids are truncated to ``context_length - 2``
+    *before* SOT/EOT are added, so every sequence ends with EOT (the
+    sentence embedding is read there). ``keep_eot=False``: the released
+    TRIS truncation ``([SOT] + words + [EOT] + padding)[:L]``, which cuts
+    EOT off expressions of more than ``L - 2`` words; pooling at
+    ``ids.argmax(-1)`` then reads SOT, the same feature for every long
+    expression. Shared by every CLIP text tower (the trained encoder and
+    the frozen scorer), so a text is BPE-encoded once.
     """
     tokenizer = bpe_tokenizer()
     ids = torch.zeros(len(texts), context_length, dtype=torch.long)
     mask = torch.zeros(len(texts), context_length, dtype=torch.bool)
     for i, text in enumerate(texts):
-        sequence = ([tokenizer.sot_token_id] +
-                    list(bpe_word_ids(text)[:context_length - 2]) +
-                    [tokenizer.eot_token_id])
+        words = bpe_word_ids(text)
+        if keep_eot:
+            words = words[:context_length - 2]
+        sequence = ([tokenizer.sot_token_id] + list(words) +
+                    [tokenizer.eot_token_id])[:context_length]
         ids[i, :len(sequence)] = torch.tensor(sequence)
         mask[i, :len(sequence)] = True
     return ids, mask
+
+
+def pooled_index(ids: Tensor) -> Tensor:
+    """Where CLIP reads the sentence embedding: ``ids.argmax(-1)``, the EOT
+    (the largest id), or SOT when a released-style truncation cut EOT."""
+    return ids.argmax(dim=-1)
 
 
 class _FreezableMixin:
@@ -308,17 +322,21 @@ class CLIPVisionEncoder(_FreezableMixin, StagedEncoder, BaseModule):
 class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
     """The text tower of CLIP with its BPE tokenizer.
 
-    Word tokens are truncated to ``context_length - 2`` *before* SOT/EOT are
-    added, so every sequence ends with EOT and the sentence embedding is read
-    at the EOT position (the released TRIS code truncated after adding EOT
-    and lost it for long expressions). A longer CLIP position embedding is
-    used through its first ``context_length`` positions.
+    By default word tokens are truncated to ``context_length - 2`` *before*
+    SOT/EOT are added, so every sequence ends with EOT; ``keep_eot=False``
+    is the released TRIS truncation, which loses EOT for long expressions
+    (see :func:`clip_token_ids`). The sentence embedding is read at
+    ``ids.argmax(-1)`` (EOT, or SOT without one), as in CLIP. A longer CLIP
+    position embedding is used through its first ``context_length``
+    positions.
 
     Args:
         arch (str | dict): See :func:`build_open_clip`.
         pretrained (str, optional): Local CLIP weights file.
         context_length (int): Tokens per expression, SOT and EOT included.
         frozen (bool): Freeze every parameter and stay in eval mode.
+        keep_eot (bool): Keep EOT when truncating (False: the released
+            TRIS tokenisation).
     """
 
     def __init__(self,
@@ -326,6 +344,7 @@ class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
                  pretrained: Optional[str] = None,
                  context_length: int = 20,
                  frozen: bool = False,
+                 keep_eot: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         clip = build_open_clip(arch, pretrained)
@@ -338,6 +357,7 @@ class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
                              f'this CLIP, got {context_length}.')
         self.context_length = context_length
         self.frozen = frozen
+        self.keep_eot = keep_eot
         self.token_embedding = clip.token_embedding
         self.positional_embedding = clip.positional_embedding
         self.transformer = clip.transformer
@@ -363,7 +383,7 @@ class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
     def tokenize(self, texts: List[str]) -> Dict[str, Tensor]:
         """``dict(ids=[T, L] long, mask=[T, L] bool)``, see
         :func:`clip_token_ids`."""
-        ids, mask = clip_token_ids(texts, self.context_length)
+        ids, mask = clip_token_ids(texts, self.context_length, self.keep_eot)
         return dict(ids=ids, mask=mask)
 
     def encode(self, tokenized: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -372,7 +392,8 @@ class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
         Returns:
             dict: ``tokens [T, L, C]`` per-token features after ``ln_final``,
             ``mask [T, L]`` valid tokens (SOT..EOT) and ``sentence [T, D]``
-            the EOT feature after ``text_projection``.
+            the feature at ``ids.argmax(-1)`` (EOT) after
+            ``text_projection``.
         """
         device = self.token_embedding.weight.device
         ids = tokenized['ids'].to(device)
@@ -381,8 +402,8 @@ class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
         x = x + self.positional_embedding[:self.context_length].to(x.dtype)
         x = self.transformer(x, attn_mask=self.attn_mask)
         tokens = self.ln_final(x)
-        eot = mask.sum(dim=1) - 1
-        sentence = tokens[torch.arange(len(ids), device=device), eot]
+        sentence = tokens[torch.arange(len(ids), device=device),
+                          pooled_index(ids)]
         if isinstance(self.text_projection, nn.Linear):
             sentence = self.text_projection(sentence)
         elif self.text_projection is not None:

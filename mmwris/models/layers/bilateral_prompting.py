@@ -59,8 +59,9 @@ class BilateralPrompting(nn.Module):
             nn.InstanceNorm2d(channels, affine=True))
         self.out_t = nn.Linear(channels, channels)
 
-    def forward(self, visual: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
-        """Update both modalities.
+    def updates(self, visual: Tensor,
+                text: Tensor) -> Tuple[Tensor, Tensor]:
+        """The prompt updates before their residual weights.
 
         Args:
             visual (Tensor): ``[B, C, h, w]``.
@@ -68,15 +69,15 @@ class BilateralPrompting(nn.Module):
                 ``[B, T, C]`` per-image text states.
 
         Returns:
-            tuple: ``visual [B, C, h, w]`` and ``text [B, T, C]``.
+            tuple: ``O_v(...) [B, C, h, w]`` and ``O_t(...) [B, T, C]``.
         """
         batch, channels, height, width = visual.shape
         query_t, key_t, value_t = (
             self.query_t(text), self.key_t(text), self.value_t(text))
         if text.dim() == 2:
-            text, query_t, key_t, value_t = (
+            query_t, key_t, value_t = (
                 x.unsqueeze(0).expand(batch, -1, -1)
-                for x in (text, query_t, key_t, value_t))
+                for x in (query_t, key_t, value_t))
         scale = 1.0 / math.sqrt(channels)
         query_v = self.query_v(visual).flatten(2).transpose(1, 2)
         key_v = self.key_v(visual).flatten(2)
@@ -87,26 +88,44 @@ class BilateralPrompting(nn.Module):
         visual_update = (attn_v @ value_t).transpose(1, 2).reshape(
             batch, channels, height, width)
         text_update = attn_t @ value_v
-        visual = visual + self.alpha * self.out_v(visual_update)
-        text = text + self.beta * self.out_t(text_update)
-        return visual, text
+        return self.out_v(visual_update), self.out_t(text_update)
+
+    def forward(self, visual: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
+        """Update both modalities (arguments as :meth:`updates`).
+
+        Returns:
+            tuple: ``visual [B, C, h, w]`` and ``text [B, T, C]``.
+        """
+        visual_update, text_update = self.updates(visual, text)
+        if text.dim() == 2:
+            text = text.unsqueeze(0).expand(visual.shape[0], -1, -1)
+        return (visual + self.alpha * visual_update,
+                text + self.beta * text_update)
 
 
-def response_maps(visual: Tensor, text: Tensor, logit_scale: Tensor) -> Tensor:
+def response_maps(visual: Tensor,
+                  text: Tensor,
+                  logit_scale: Tensor,
+                  normalize: bool = True) -> Tensor:
     """Response of every pixel to every text.
 
-    ``R[b, t, p] = exp(tau) * <v_bp / |v_bp|, l_bt / |l_bt|>``.
+    ``R[b, t, p] = exp(tau) * <v_bp / |v_bp|, l_bt / |l_bt|>``, or without
+    the normalisation (``normalize=False``, the released TRIS, whose
+    features are unit vectors only before the prompt updates)
+    ``exp(tau) * <v_bp, l_bt>``.
 
     Args:
         visual (Tensor): ``[B, C, h, w]``.
         text (Tensor): ``[B, T, C]`` (per image) or ``[T, C]`` (shared).
         logit_scale (Tensor): The log-temperature ``tau`` (scalar).
+        normalize (bool): L2-normalise both features first (a cosine).
 
     Returns:
         Tensor: ``[B, T, h, w]``.
     """
-    visual = F.normalize(visual, dim=1)
-    text = F.normalize(text, dim=-1)
+    if normalize:
+        visual = F.normalize(visual, dim=1)
+        text = F.normalize(text, dim=-1)
     if text.dim() == 2:
         maps = torch.einsum('bchw,tc->bthw', visual, text)
     else:
@@ -121,7 +140,8 @@ def focal_penalty(x: Tensor, power: float = 3.0, eps: float = 0.01) -> Tensor:
 
 def image_text_scores(maps: Tensor,
                       focal_power: float = 3.0,
-                      focal_eps: float = 0.01) -> Tensor:
+                      focal_eps: float = 0.01,
+                      return_parts: bool = False):
     """Image-level logit of every (image, text) pair from its response map.
 
     One constant background channel of ones is prepended to the ``T``
@@ -136,13 +156,23 @@ def image_text_scores(maps: Tensor,
 
     Args:
         maps (Tensor): ``[B, T, h, w]`` raw responses.
+        return_parts (bool): Also return the intermediate terms.
 
     Returns:
-        Tensor: ``[B, T]`` logits.
+        Tensor: ``[B, T]`` logits; with ``return_parts`` also a dict of
+        ``scores_bg [B, T + 1, h, w]`` (background first), ``shares``
+        (its softmax), ``mean``, ``max`` and ``focal`` ``[B, T + 1]``.
     """
-    scores = maps.flatten(2)
-    background = torch.ones_like(scores[:, :1])
-    shares = torch.softmax(torch.cat([background, scores], dim=1), dim=1)
-    shares = shares[:, 1:]
-    return (scores.mean(-1) + scores.max(-1).values +
-            focal_penalty(shares.mean(-1), focal_power, focal_eps))
+    background = torch.ones_like(maps[:, :1])
+    scores_bg = torch.cat([background, maps], dim=1)
+    shares = torch.softmax(scores_bg, dim=1)
+    flat = scores_bg.flatten(2)
+    parts = dict(
+        scores_bg=scores_bg,
+        shares=shares,
+        mean=flat.mean(-1),
+        max=flat.max(-1).values,
+        focal=focal_penalty(shares.flatten(2).mean(-1), focal_power,
+                            focal_eps))
+    logits = (parts['mean'] + parts['max'] + parts['focal'])[:, 1:]
+    return (logits, parts) if return_parts else logits

@@ -195,7 +195,7 @@ class PCNetSegmentor(TRISSegmentor):
                          sentence,
                          self._stage_cues(tokens, mask),
                          data_samples,
-                         self.unit_rgb(inputs),
+                         self.calibration_images(inputs),
                          offset,
                          proposals=proposals,
                          partner=partner,

@@ -107,7 +107,16 @@ class TRISSegmentor(BaseRISSegmentor):
         sentence, offset = self.gather(
             self.encode_text(self.texts_of(data_samples)))
         return self.decode_head.loss(visual, sentence, data_samples,
-                                     self.unit_rgb(inputs), offset)
+                                     self.calibration_images(inputs), offset)
+
+    def calibration_images(self, inputs: Tensor) -> Tensor:
+        """The images the calibration multiplies by the map: RGB in [0, 1]
+        (:meth:`unit_rgb`), or the network input itself when the head's
+        ``loss_cal.fg_image == 'network_input'`` (the released TRIS)."""
+        loss_cal = getattr(self.decode_head, 'loss_cal', None)
+        if getattr(loss_cal, 'fg_image', 'rgb') == 'network_input':
+            return inputs
+        return self.unit_rgb(inputs)
 
     def unit_rgb(self, inputs: Tensor) -> Tensor:
         """Undo the data preprocessor: ``[B, 3, H, W]`` RGB in [0, 1].
