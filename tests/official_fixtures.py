@@ -69,3 +69,31 @@ def load_state_dict(name: str, method: str = 'tris') -> dict:
     if recipe:
         state_dict[recipe['key']] = rebuild_omitted(recipe)
     return state_dict
+
+
+def meta_state_dict(name: str, method: str = 'tris') -> dict:
+    """A full-size checkpoint layout (``stage*_checkpoint_keys.json``) as
+    ``{key: empty tensor on the meta device}`` of the recorded shape and
+    dtype."""
+    import json
+    with open(fixture_path(name, method)) as f:
+        layout = json.load(f)
+    state_dict = {
+        key: torch.empty(spec['shape'], dtype=getattr(torch, spec['dtype']),
+                         device='meta')
+        for key, spec in layout['keys'].items()
+    }
+    assert len(state_dict) == layout['num_keys']
+    return state_dict
+
+
+def assert_loads_strictly(model: torch.nn.Module, state_dict: dict) -> None:
+    """``state_dict`` has exactly the model's keys, shapes and dtypes and
+    loads with ``strict=True`` (``assign`` for meta tensors)."""
+    ours = model.state_dict()
+    assert set(state_dict) == set(ours), (
+        sorted(set(state_dict) ^ set(ours))[:10])
+    for key, value in state_dict.items():
+        assert value.shape == ours[key].shape, key
+        assert value.dtype == ours[key].dtype, key
+    model.load_state_dict(state_dict, strict=True, assign=True)
