@@ -511,7 +511,12 @@ def test_step2_configs_parse():
         cfg = Config.fromfile(path)
         assert cfg.model.type == 'TRISStep2Segmentor'
         assert cfg.model.fusion_stages == (1, 2, 3)
-        assert cfg.model.test_cfg.mask_decoder.norm == 'sigmoid'
+        decoder, metric = cfg.model.test_cfg.mask_decoder, cfg.test_evaluator
+        if 'toyrefer' in path:  # our evaluation
+            assert decoder.norm == 'sigmoid' and 'protocol' not in metric
+        else:  # the released one, on the logits
+            assert decoder.type == 'TRISOfficialMaskDecoder'
+            assert decoder.relu is False and metric.protocol == 'tris'
         train = cfg.train_dataloader
         assert train.dataset.pseudo_label_dir
         assert 'pseudo_label_dir' not in cfg.val_dataloader.dataset

@@ -53,6 +53,13 @@ def test_paper_configs_list_all_datasets():
     assert cfg.optim_wrapper.optimizer.lr == 5e-5
     assert cfg.train_cfg.max_epochs == 15
     assert cfg.model.text_encoder.context_length == 20
+    # the released TRIS evaluation (README, "Metrics")
+    for path in PAPER_CONFIGS:
+        cfg = Config.fromfile(path)
+        assert cfg.model.test_cfg.mask_decoder.type == \
+            'TRISOfficialMaskDecoder'
+        assert cfg.val_evaluator.protocol == 'tris'
+        assert cfg.test_evaluator.protocol == 'tris'
 
 
 def train_one_epoch(cfg, work_dir):

@@ -3,3 +3,5 @@ _base_ = ['../_base_/models/tris_clip-r50.py',
 # Paper recipe: batch 48; K = 6 calibration negatives (released code: 3;
 # sample_negatives in ../_base_/datasets/refer.py).
 train_dataloader = dict(batch_size=48)
+# The released TRIS evaluation protocol (README, "Metrics").
+val_evaluator = test_evaluator = dict(type='RISMetric', protocol='tris')

@@ -22,5 +22,7 @@ model = dict(
         loss_decode=dict(
             type='MaskedBCELoss', reduction='pixel', ignore_index=255),
         aux_weights=(1.0, 1.0, 1.0, 1.0)),
+    # The released mask step on the logits (no relu: all-negative logits
+    # give a full mask, as released). Ours: ThresholdMaskDecoder(sigmoid).
     test_cfg=dict(mask_decoder=dict(
-        type='ThresholdMaskDecoder', norm='sigmoid', threshold=0.5)))
+        type='TRISOfficialMaskDecoder', relu=False)))

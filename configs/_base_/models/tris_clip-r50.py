@@ -30,10 +30,9 @@ model = dict(
             # released: negative cosines unclamped; -1 is a no-op and 0.9999
             # only keeps -log(1 - cos) finite (the fixture is unchanged).
             pos_clamp=(1e-4, 0.9999), neg_clamp=(-1.0, 0.9999))),
-    # The mask of a response: min-max normalised, >= 0.5 (the released
-    # TRIS evaluation: mask_decoder=dict(type='TRISOfficialMaskDecoder')).
-    test_cfg=dict(mask_decoder=dict(
-        type='ThresholdMaskDecoder', norm='minmax', threshold=0.5)))
+    # The released TRIS mask step (validate.py; README "Metrics"): relu,
+    # / max, > 1e-9. Ours: ThresholdMaskDecoder(norm='minmax') (toy, PCNet).
+    test_cfg=dict(mask_decoder=dict(type='TRISOfficialMaskDecoder')))
 # tools/generate_pseudo_labels.py (TRIS step 2): PRMS with a frozen CLIP,
 # then refinement of the selected map (IRN-like affinity random walk).
 pseudo_label_cfg = dict(

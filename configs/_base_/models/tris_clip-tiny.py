@@ -21,7 +21,11 @@ model = dict(
         alpha=0.1, beta=0.1,
         loss_cls=dict(type='ClassificationLoss', loss_weight=5.0),
         loss_cal=None),
-    feature_index=2)
+    feature_index=2,
+    # Our mask step (the RN50 base has the released one).
+    test_cfg=dict(mask_decoder=dict(
+        _delete_=True, type='ThresholdMaskDecoder', norm='minmax',
+        threshold=0.5)))
 # No trained CLIP scorer for PRMS on the from-scratch toy model; the dense
 # CRF gave the best pseudo labels on the toy data (README).
 pseudo_label_cfg = dict(
