@@ -13,4 +13,9 @@ model = dict(
         channels=256, num_convs=2, norm_cfg=dict(type='BN'),
         loss_decode=dict(
             type='MaskedBCELoss', reduction='sample', ignore_index=255),
-        aux_weights=(0.4, 0.4, 0.4, 1.0)))
+        aux_weights=(0.4, 0.4, 0.4, 1.0)),
+    # CLIP input statistics and the sigmoid >= 0.5 mask of our network.
+    data_preprocessor=_base_.clip_towers.data_preprocessor,
+    test_cfg=dict(mask_decoder=dict(
+        _delete_=True, type='ThresholdMaskDecoder', norm='sigmoid',
+        threshold=0.5)))

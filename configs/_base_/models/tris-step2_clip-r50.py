@@ -7,9 +7,14 @@
 # Our network (LAVT's PWAM + gate, early fusion, concat decoder) is
 # ./tris-step2-pwam_clip-r50.py. Weights from a local file: set clip_weights.
 _base_ = ['./clip_inputs.py']
+# ImageNet input statistics, as the released step 2 (dataset/transform.py).
+data_preprocessor = dict(
+    _base_.data_preprocessor,
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375])
 model = dict(
     type='TRISStep2Segmentor',
-    **_base_.clip_towers,
+    **dict(_base_.clip_towers, data_preprocessor=data_preprocessor),
     fusion_stages=(1, 2, 3),
     fusion_cfg=dict(
         type='TRISPixelAttention', residual=True, use_word_mask=False),
