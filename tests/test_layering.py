@@ -75,3 +75,18 @@ def test_weights_are_read_in_one_place():
                 builders.append(f'{osp.relpath(path, REPO)}:{node.lineno}')
     assert not readers, readers
     assert not builders, builders
+
+
+def test_configs_compose_pipelines_by_name():
+    """No config splices a pipeline by index (``train_pipeline[:2] + ...``):
+    pipelines are composed from named pieces."""
+    spliced = []
+    for path in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                          recursive=True):
+        tree = ast.parse(open(path).read(), filename=path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Subscript) and 'pipeline' in \
+                    ast.unparse(node.value) and isinstance(
+                        node.slice, (ast.Slice, ast.Constant)):
+                spliced.append(f'{osp.relpath(path, REPO)}:{node.lineno}')
+    assert not spliced, spliced
