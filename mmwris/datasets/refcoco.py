@@ -60,8 +60,9 @@ def expression_text(sent: dict) -> str:
     return str(text).strip()
 
 
-def load_instances(ann_file: str) -> tuple:
-    """Load a COCO ``instances.json``; return (images, annotations) by id."""
+def read_coco_file(ann_file: str) -> dict:
+    """Read a COCO ``instances.json`` (with ``images`` and ``annotations``),
+    with clear errors for invalid JSON or another kind of file."""
     with get_local_path(ann_file) as local_path:
         try:
             with open(local_path) as f:
@@ -72,6 +73,12 @@ def load_instances(ann_file: str) -> tuple:
             or 'annotations' not in coco:
         raise ValueError(f'{ann_file} is not a COCO instances file (needs '
                          '"images" and "annotations").')
+    return coco
+
+
+def load_instances(ann_file: str) -> tuple:
+    """Load a COCO ``instances.json``; return (images, annotations) by id."""
+    coco = read_coco_file(ann_file)
     images = {img['id']: img for img in coco['images']}
     anns = {ann['id']: ann for ann in coco['annotations']}
     return images, anns

@@ -28,7 +28,8 @@ import pickle
 import sys
 from collections import OrderedDict, defaultdict
 
-REFER_SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC')
+from mmwris.datasets.refcoco import REFER_SPLITS, read_coco_file
+
 # Hugging Face split names (and refer's own) -> refer split name.
 SPLIT_NAMES = dict({s: s for s in REFER_SPLITS}, validation='val')
 # The refer splits a file of each Hugging Face split may hold.
@@ -167,14 +168,7 @@ def load_coco(path):
     if path is None:
         return None
     print(f'reading {path} ...', file=sys.stderr)
-    try:
-        with open(path) as f:
-            coco = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f'{path} is not valid JSON: {e}') from e
-    if not isinstance(coco, dict) or 'annotations' not in coco:
-        raise ValueError(f'{path} is not a COCO instances file.')
-    return coco
+    return read_coco_file(path)
 
 
 def convert(files, coco=None, coco_path=None):

@@ -6,8 +6,4 @@ model = dict(
     data_preprocessor=dict(size=(128, 128)),
     image_encoder=dict(arch=dict(_base_.tiny_clip, _delete_=True)),
     text_encoder=dict(arch=dict(_base_.tiny_clip, _delete_=True)),
-    decode_head=dict(in_channels=(64, 128, 256, 512), channels=32),
-    # Our mask step (the RN50 base has the released one).
-    test_cfg=dict(mask_decoder=dict(
-        _delete_=True, type='ThresholdMaskDecoder', norm='sigmoid',
-        threshold=0.5)))
+    decode_head=dict(in_channels=(64, 128, 256, 512), channels=32))
