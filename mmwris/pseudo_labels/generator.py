@@ -1,10 +1,11 @@
 """Resumable pseudo-label generation from a step-1 referring model."""
+import io
 import json
 import logging
 import os
 import os.path as osp
 from collections import defaultdict
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import mmcv
@@ -47,6 +48,13 @@ class PseudoLabelGenerator:
     an interrupted run restarts where it stopped; files are written under a
     temporary name and renamed. Refs are split across ranks by position.
 
+    A refiner that learns over the whole split (``needs_training``, e.g.
+    :class:`~mmwris.pseudo_labels.irn.IRNRefiner`) runs in three passes,
+    each resumable: ``refiner.seed`` writes ``cams/{ref_id}.npy`` and
+    ``seeds/{ref_id}.png`` per ref; ``refiner.fit`` trains on every seed
+    map (all ranks together, checkpoints in ``irn/``); ``refiner.refine_cam``
+    then writes the masks.
+
     Args:
         model: A referring segmentor (``test_step`` fills ``seg_logits``).
         dataset: A ``RefCOCODataset`` in test mode whose pipeline loads the
@@ -70,6 +78,11 @@ class PseudoLabelGenerator:
         self.out_dir = out_dir
         self.masks_dir = osp.join(out_dir, 'masks')
         self.records_file = osp.join(out_dir, 'records.jsonl')
+        self.two_pass = bool(getattr(refiner, 'needs_training', False))
+        self.cams_dir = osp.join(out_dir, 'cams')
+        self.seeds_dir = osp.join(out_dir, 'seeds')
+        self.seed_records_file = osp.join(self.seeds_dir, 'records.jsonl')
+        self.fit_dir = osp.join(out_dir, 'irn')
         self.scorer = scorer
         self.batch_size = batch_size
         self.max_refs = max_refs
@@ -84,12 +97,26 @@ class PseudoLabelGenerator:
             groups[self.dataset.get_data_info(idx)['ref_id']].append(idx)
         return dict(sorted(groups.items()))
 
+    def seed_path(self, ref_id) -> str:
+        return osp.join(self.seeds_dir, f'{ref_id}.png')
+
+    def cam_path(self, ref_id) -> str:
+        return osp.join(self.cams_dir, f'{ref_id}.npy')
+
     def _prepare(self):
-        os.makedirs(self.masks_dir, exist_ok=True)
+        folders = [self.masks_dir]
+        if self.two_pass:
+            folders += [self.cams_dir, self.seeds_dir]
+        for folder in folders:
+            os.makedirs(folder, exist_ok=True)
         if self.rank == 0:
-            for name in os.listdir(self.masks_dir):
-                if '.tmp-' in name:
-                    os.remove(osp.join(self.masks_dir, name))
+            for folder in folders:
+                for name in os.listdir(folder):
+                    if '.tmp-' in name:
+                        os.remove(osp.join(folder, name))
+        self._barrier()
+
+    def _barrier(self):
         if self.world_size > 1:
             dist.barrier()
 
@@ -101,12 +128,21 @@ class PseudoLabelGenerator:
         if self.max_refs is not None:
             groups = dict(list(groups.items())[:self.max_refs])
         mine = list(groups)[self.rank::self.world_size]
+        if self.two_pass:
+            return self._run_two_pass(groups, mine)
         todo = [ref for ref in mine if not osp.isfile(self.mask_path(ref))]
         skipped = len(mine) - len(todo)
+        failed = self._predict_refs(groups, todo, self._finish_ref)
+        return self._summarise(len(mine), len(todo) - len(failed), skipped,
+                               failed)
+
+    def _predict_refs(self, groups: Dict[int, List[int]], todo: List[int],
+                      finish: Callable) -> Dict[int, str]:
+        """Run the model over every expression of the ``todo`` refs and call
+        ``finish(ref_id, outputs)`` per ref; return ``{ref_id: error}``."""
         work = [(ref, idx) for ref in todo for idx in groups[ref]]
         pending = defaultdict(list)
         failed: Dict[int, str] = {}
-        written = 0
         progress = ProgressBar(len(work)) if self.rank == 0 and work \
             else None
         self.model.eval()
@@ -135,17 +171,17 @@ class PseudoLabelGenerator:
                     pending.pop(ref, None)
                 elif done:
                     try:
-                        self._finish_ref(ref, pending.pop(ref))
-                        written += 1
+                        finish(ref, pending.pop(ref))
                     except Exception as e:
                         failed[ref] = f'{type(e).__name__}: {e}'
             if progress is not None:
                 for _ in batch:
                     progress.update()
-        return self._summarise(len(mine), written, skipped, failed)
+        return failed
 
-    def _finish_ref(self, ref_id, outputs) -> None:
-        """PRMS, refinement, atomic write and a record line for one ref."""
+    def _select(self, outputs) -> Tuple[np.ndarray, np.ndarray, dict]:
+        """PRMS over a ref's outputs: (response [H, W], image [H, W, 3] RGB,
+        the record fields of the choice)."""
         responses = torch.stack(
             [o.seg_logits.data[0].float().cpu() for o in outputs])
         texts = [o.text for o in outputs]
@@ -161,29 +197,111 @@ class PseudoLabelGenerator:
                 responses.to(device), image_t.to(device), texts, self.scorer)
             prms_scores = [round(float(s), 6) for s in scores]
         response = responses[chosen].numpy()
+        record = dict(image_id=outputs[0].get('image_id'),
+                      sent_id=outputs[chosen].get('sent_id'),
+                      text=texts[chosen], prms_scores=prms_scores)
+        gt = outputs[0].get('gt_sem_seg')
+        if gt is not None:
+            gt_mask = gt.data[0].cpu().numpy().astype(bool)
+            record['point_hit'] = bool(point_in_mask(response, gt_mask))
+        return response, image, record
+
+    def _write_mask(self, ref_id, label: np.ndarray, record: dict,
+                    gt_mask: Optional[np.ndarray]) -> None:
+        """Atomic PNG write and a record line for one ref."""
+        write_label_png(self.mask_path(ref_id), label)
+        record = dict(record, ref_id=ref_id,
+                      foreground=float((label == 1).mean()),
+                      ignored=float((label == IGNORE).mean()))
+        if gt_mask is not None:
+            record['iou'] = mask_iou(label == 1, gt_mask)
+        with open(self.records_file, 'a') as f:
+            f.write(json.dumps(record) + '\n')
+
+    @staticmethod
+    def _gt_mask(sample) -> Optional[np.ndarray]:
+        gt = sample.get('gt_sem_seg')
+        return None if gt is None else gt.data[0].cpu().numpy().astype(bool)
+
+    def _finish_ref(self, ref_id, outputs) -> None:
+        """PRMS, refinement, atomic write and a record line for one ref."""
+        response, image, record = self._select(outputs)
         label = np.asarray(self.refiner(response, image), dtype=np.uint8)
         if label.shape != response.shape:
             raise ValueError(f'refiner returned {label.shape}, expected '
                              f'{response.shape}')
-        write_label_png(self.mask_path(ref_id), label)
-        record = dict(ref_id=ref_id, image_id=outputs[0].get('image_id'),
-                      sent_id=outputs[chosen].get('sent_id'),
-                      text=texts[chosen], prms_scores=prms_scores,
-                      foreground=float((label == 1).mean()),
-                      ignored=float((label == IGNORE).mean()))
-        gt = outputs[0].get('gt_sem_seg')
-        if gt is not None:
-            gt_mask = gt.data[0].cpu().numpy().astype(bool)
-            record['iou'] = mask_iou(label == 1, gt_mask)
-            record['point_hit'] = bool(point_in_mask(response, gt_mask))
-        with open(self.records_file, 'a') as f:
-            f.write(json.dumps(record) + '\n')
+        self._write_mask(ref_id, label, record, self._gt_mask(outputs[0]))
 
-    def _load_records(self) -> Dict[int, dict]:
+    def _finish_seed(self, ref_id, outputs) -> None:
+        """Pass 1 of a trained refiner: the cam and its seeds for one ref
+        (the seed PNG, written last, marks the ref as done)."""
+        response, image, record = self._select(outputs)
+        cam, seeds = self.refiner.seed(response, image)
+        buffer = io.BytesIO()
+        np.save(buffer, cam.astype(np.float16), allow_pickle=False)
+        atomic_write_bytes(self.cam_path(ref_id), buffer.getvalue())
+        record = dict(record, ref_id=ref_id, img_path=outputs[0].img_path,
+                      seed_foreground=float((seeds == 1).mean()),
+                      seed_ignored=float((seeds == IGNORE).mean()))
+        with open(self.seed_records_file, 'a') as f:
+            f.write(json.dumps(record) + '\n')
+        write_label_png(self.seed_path(ref_id), seeds)
+
+    def _run_two_pass(self, groups: Dict[int, List[int]],
+                      mine: List[int]) -> dict:
+        """Seeds of every ref, the refiner trained on all of them (every
+        rank), then the masks; each pass skips what is already done."""
+        todo = [ref for ref in mine if not osp.isfile(self.mask_path(ref))]
+        skipped = len(mine) - len(todo)
+        need_seeds = [r for r in todo if not osp.isfile(self.seed_path(r))]
+        if self.rank == 0:
+            print_log(f'pass 1/3: seeds of {len(need_seeds)} refs '
+                      f'({len(todo) - len(need_seeds)} already there)',
+                      logger='current')
+        failed = self._predict_refs(groups, need_seeds, self._finish_seed)
+        self._barrier()
+        seed_records = self._load_records(self.seed_records_file)
+        items = [(seed_records[ref]['img_path'], self.seed_path(ref))
+                 for ref in groups
+                 if ref in seed_records and osp.isfile(self.seed_path(ref))]
+        if self.rank == 0:
+            print_log(f'pass 2/3: training {type(self.refiner).__name__} on '
+                      f'{len(items)} seed maps in {self.fit_dir}',
+                      logger='current')
+        device = next(self.model.parameters()).device
+        with torch.enable_grad():
+            self.refiner.fit(items, self.fit_dir, device=device)
+        self._barrier()
+        work = [r for r in todo if r not in failed]
+        if self.rank == 0:
+            print_log(f'pass 3/3: masks of {len(work)} refs', logger='current')
+        progress = ProgressBar(len(work)) if self.rank == 0 and work \
+            else None
+        for ref in work:
+            try:
+                record = dict(seed_records[ref])
+                image = mmcv.imread(record['img_path'], channel_order='rgb')
+                if image is None:
+                    raise ValueError(f'cannot read image {record["img_path"]}')
+                cam = np.load(self.cam_path(ref), allow_pickle=False)
+                label = np.asarray(
+                    self.refiner.refine_cam(cam.astype(np.float32), image),
+                    dtype=np.uint8)
+                sample = self.dataset[groups[ref][0]]['data_samples']
+                self._write_mask(ref, label, record, self._gt_mask(sample))
+            except Exception as e:
+                failed[ref] = f'{type(e).__name__}: {e}'
+            if progress is not None:
+                progress.update()
+        return self._summarise(len(mine), len(work) - len(
+            [r for r in work if r in failed]), skipped, failed)
+
+    def _load_records(self, path: Optional[str] = None) -> Dict[int, dict]:
         """Records of every written ref (a line cut by a kill is ignored)."""
         records = {}
-        if osp.isfile(self.records_file):
-            with open(self.records_file) as f:
+        path = path or self.records_file
+        if osp.isfile(path):
+            with open(path) as f:
                 for line in f:
                     try:
                         record = json.loads(line)

@@ -253,10 +253,39 @@ class DenseCRFRefiner:
                   image: np.ndarray) -> torch.Tensor:
         """Mean-field marginals ``Q`` [2, H, W] (bg, fg) at full size."""
         response = _check_inputs(response, image)
-        full_size = response.shape
-        size = _reduced_size(*full_size, self.max_side)
+        size = _reduced_size(*response.shape, self.max_side)
         prob = torch.from_numpy(_resize(response, size)).reshape(-1)
-        prob = prob.pow(self.gamma).clamp(self.eps, 1.0 - self.eps)
+        return self._mean_field(prob.pow(self.gamma), image)
+
+    def label_marginals(self, labels: np.ndarray, image: np.ndarray,
+                        gt_prob: float = 0.7) -> torch.Tensor:
+        """Marginals ``Q`` [2, H, W] from a hard {0, 1} label map.
+
+        The unary of pydensecrf's ``unary_from_labels(labels, 2, gt_prob)``:
+        ``P_i(l_i) = gt_prob``, ``P_i(other) = 1 - gt_prob`` (on the reduced
+        grid a pixel mixing both labels gets the area-weighted mixture).
+        The IRN / TRIS seeds refine their thresholded maps this way.
+        """
+        labels = np.asarray(labels)
+        if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
+            raise ValueError('labels must be an [H, W] map of 0 and 1, got '
+                             f'shape {labels.shape}, values '
+                             f'{np.unique(labels)[:5].tolist()}')
+        if not 0.5 < gt_prob < 1.0:
+            raise ValueError(f'gt_prob must be in (0.5, 1), got {gt_prob}')
+        _check_inputs(labels, image)
+        size = _reduced_size(*labels.shape, self.max_side)
+        fg = torch.from_numpy(_resize(labels, size)).reshape(-1)
+        return self._mean_field((1.0 - gt_prob) + (2 * gt_prob - 1.0) * fg,
+                                image)
+
+    def _mean_field(self, prob: torch.Tensor,
+                    image: np.ndarray) -> torch.Tensor:
+        """Mean field from ``P(fg)`` [N] on the reduced grid; ``Q`` [2, H, W]
+        at the image's size."""
+        full_size = np.asarray(image).shape[:2]
+        size = _reduced_size(*full_size, self.max_side)
+        prob = prob.clamp(self.eps, 1.0 - self.eps)
         unary = torch.stack([1.0 - prob, prob]).log()  # -psi_u, [2, N]
 
         (h, w), (height, width) = size, full_size
@@ -277,7 +306,15 @@ class DenseCRFRefiner:
 
     def __call__(self, response: np.ndarray, image: np.ndarray) -> np.ndarray:
         """response [H, W], image [H, W, 3] uint8 RGB -> labels [H, W]."""
-        q = self.marginals(response, image)
+        return self._decide(self.marginals(response, image))
+
+    def refine_labels(self, labels: np.ndarray, image: np.ndarray,
+                      gt_prob: float = 0.7) -> np.ndarray:
+        """Hard {0, 1} labels [H, W] -> CRF-refined labels [H, W] uint8
+        (pydensecrf's ``crf_inference_label``, see :meth:`label_marginals`)."""
+        return self._decide(self.label_marginals(labels, image, gt_prob))
+
+    def _decide(self, q: torch.Tensor) -> np.ndarray:
         confidence, labels = q.max(dim=0)
         labels = labels.numpy().astype(np.uint8)
         if self.ignore_below is not None:
