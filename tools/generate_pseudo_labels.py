@@ -1,11 +1,13 @@
 """Pseudo labels for TRIS step 2 from a trained step-1 model.
 
     python tools/generate_pseudo_labels.py CONFIG CHECKPOINT --out DIR \
-        [--split train] [--refiner threshold|crf|random-walk] [--no-prms]
+        [--split train] [--refiner threshold|crf|random-walk|irn] [--no-prms]
 
 Writes DIR/masks/{ref_id}.png (0 background, 1 foreground, 255 ignore, at
 the original image size), DIR/index.json and DIR/summary.json. Restarting
-skips refs that are done. Multi-GPU (or multi-process CPU) through the same
+skips refs that are done. IRN (the released TRIS refiner) first writes
+DIR/cams and DIR/seeds for every ref, trains its network on all the seeds
+(DIR/irn, resumable) and then writes the masks. Multi-GPU (or multi-process CPU) through the same
 launchers as tools/test.py, e.g. with torchrun and ``--launcher pytorch``.
 Settings come from the config's ``pseudo_label_cfg`` (split, batch_size,
 prms, scorer, refiner); the flags override them.
@@ -28,6 +30,7 @@ REFINERS = {
     'threshold': 'ThresholdRefiner',
     'crf': 'DenseCRFRefiner',
     'random-walk': 'AffinityRandomWalkRefiner',
+    'irn': 'IRNRefiner',
 }
 
 
@@ -83,7 +86,9 @@ def main():
         options['split'] = args.split
     if args.batch_size:
         options['batch_size'] = args.batch_size
-    if args.refiner:
+    if args.refiner and REFINERS[args.refiner] != options['refiner']['type']:
+        # The config's own refiner keeps its settings; another one gets its
+        # defaults.
         options['refiner'] = dict(type=REFINERS[args.refiner])
     if args.no_prms:
         options['prms'] = False
