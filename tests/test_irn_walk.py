@@ -140,3 +140,229 @@ def test_affinity_labels_by_hand():
 def test_affinity_labels_rejects_a_mismatched_map():
     with pytest.raises(ValueError, match='does not match'):
         affinity_labels(np.zeros((4, 4), np.uint8), PathIndex(2, (3, 4)))
+
+
+# ---------------------------------------------------- to_transition_matrix
+def test_transition_matrix_of_a_three_node_chain():
+    from mmwris.pseudo_labels.irn.walk import to_transition_matrix
+    affinity = torch.tensor([[1.0, 0.5, 0.0],
+                             [0.5, 1.0, 0.5],
+                             [0.0, 0.5, 1.0]], dtype=torch.float64)
+    # column sums 1.5, 2, 1.5
+    one_step = torch.tensor([[2 / 3, 1 / 4, 0],
+                             [1 / 3, 1 / 2, 1 / 3],
+                             [0, 1 / 4, 2 / 3]], dtype=torch.float64)
+    torch.testing.assert_close(to_transition_matrix(affinity, 1, 0), one_step)
+    two_steps = torch.tensor([[19 / 36, 7 / 24, 1 / 12],
+                              [7 / 18, 5 / 12, 7 / 18],
+                              [1 / 12, 7 / 24, 19 / 36]], dtype=torch.float64)
+    torch.testing.assert_close(to_transition_matrix(affinity, 1, 1), two_steps)
+    # beta = 2: 0.5 -> 0.25, first column 1 / 1.25, 0.25 / 1.25
+    squared = to_transition_matrix(affinity, 2, 0)
+    torch.testing.assert_close(squared[:, 0], torch.tensor(
+        [0.8, 0.2, 0.0], dtype=torch.float64))
+    four_steps = to_transition_matrix(affinity, 1, 2)
+    torch.testing.assert_close(four_steps.sum(0),
+                               torch.ones(3, dtype=torch.float64))
+    # a constant row vector is a fixed point of y <- y T
+    torch.testing.assert_close(torch.ones(1, 3, dtype=torch.float64)
+                               @ four_steps,
+                               torch.ones(1, 3, dtype=torch.float64))
+
+
+# ------------------------------------------------------- propagate_to_edge
+def _degrees(height, width, radius):
+    """1 + the number of pixels of the map within ``radius`` of each pixel:
+    the column sums of A^beta when there is no boundary."""
+    ys, xs = np.mgrid[:height, :width]
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    near = ((ys[:, None] - ys[None]) ** 2
+            + (xs[:, None] - xs[None]) ** 2) < radius ** 2
+    return near.sum(0).reshape(height, width)
+
+
+@pytest.mark.parametrize('method', ['dense', 'sparse'])
+def test_propagate_two_pixels_by_hand(method):
+    from mmwris.pseudo_labels.irn.walk import propagate_to_edge
+    scores = torch.tensor([[[1.0, 0.0]]], dtype=torch.float64)
+    edge = torch.tensor([[0.0, 0.5]], dtype=torch.float64)
+    # a = 1 - 0.5, T = [[2/3, 1/3], [1/3, 2/3]]
+    walked = propagate_to_edge(scores, edge, radius=2, beta=1, exp_times=0,
+                               method=method)
+    assert walked.shape == (1, 1, 1, 2)
+    torch.testing.assert_close(walked.reshape(-1), torch.tensor(
+        [2 / 3, 1 / 3], dtype=torch.float64))
+    walked = propagate_to_edge(scores, edge, radius=2, beta=1, exp_times=1,
+                               method=method)
+    torch.testing.assert_close(walked.reshape(-1), torch.tensor(
+        [5 / 9, 4 / 9], dtype=torch.float64))
+    # the seed is masked by the boundary: a score on the edge pixel halves
+    walked = propagate_to_edge(scores.flip(-1), edge, radius=2, beta=1,
+                               exp_times=0, method=method)
+    torch.testing.assert_close(walked.reshape(-1), torch.tensor(
+        [1 / 6, 1 / 3], dtype=torch.float64))
+
+
+@pytest.mark.parametrize('method', ['dense', 'sparse'])
+def test_propagate_without_edges_spreads_symmetrically(method):
+    from mmwris.pseudo_labels.irn.walk import propagate_to_edge
+    size, radius = 11, 3
+    scores = torch.zeros(1, size, size, dtype=torch.float64)
+    scores[0, 5, 5] = 1
+    edge = torch.zeros(size, size, dtype=torch.float64)
+    walked = propagate_to_edge(scores, edge, radius=radius, beta=10,
+                               exp_times=3, method=method)[0, 0]
+    # symmetric under the flips and the transpose of the square
+    torch.testing.assert_close(walked, walked.flip(0))
+    torch.testing.assert_close(walked, walked.flip(1))
+    torch.testing.assert_close(walked, walked.t())
+    # 8 steps of reach 2 carry mass 16 pixels away; it peaks at the seed
+    assert (walked > 0).all()
+    assert walked.argmax().item() == 5 * size + 5
+    assert torch.all(walked[5, 5:].diff() < 0)
+    # y T with column-normalised T keeps the degree-weighted mass
+    # sum_j d_j y_j (d = column sums of the symmetric A^beta), not sum_j y_j
+    degrees = torch.from_numpy(_degrees(size, size, radius)).double()
+    assert (degrees * walked).sum().item() == pytest.approx(
+        degrees[5, 5].item())
+    corner = torch.zeros_like(scores)
+    corner[0, 0, 0] = 1
+    walked = propagate_to_edge(corner, edge, radius=radius, beta=10,
+                               exp_times=3, method=method)[0, 0]
+    assert (degrees * walked).sum().item() == pytest.approx(
+        degrees[0, 0].item())
+    # the seed's plain mass drains towards the better connected interior
+    assert walked.sum().item() < 0.5
+    # and a constant map stays constant (every output is a weighted average)
+    flat = propagate_to_edge(torch.ones_like(scores), edge, radius=radius,
+                             beta=10, exp_times=3, method=method)
+    torch.testing.assert_close(flat, torch.ones_like(flat))
+
+
+@pytest.mark.parametrize('method', ['dense', 'sparse'])
+def test_propagate_is_stopped_by_a_wall(method):
+    from mmwris.pseudo_labels.irn.walk import propagate_to_edge
+    scores = torch.zeros(2, 8, 12)
+    scores[0, 3, 2] = 1
+    scores[1, 6, 9] = 1
+    edge = torch.zeros(8, 12)
+    edge[:, 6] = 1
+    walked = propagate_to_edge(scores, edge, method=method)[:, 0]
+    assert (walked[0, :, :6] > 0).all()
+    assert (walked[0, :, 6:] == 0).all()
+    assert (walked[1, :, 7:] > 0).all()
+    assert (walked[1, :, :7] == 0).all()
+
+
+def test_propagate_dense_equals_sparse():
+    from mmwris.pseudo_labels.irn.walk import propagate_to_edge
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.rand(3, 10, 12, generator=generator, dtype=torch.float64)
+    edge = torch.rand(10, 12, generator=generator, dtype=torch.float64) ** 3
+    dense = propagate_to_edge(scores, edge, radius=5, method='dense')
+    sparse = propagate_to_edge(scores, edge, radius=5, method='sparse')
+    assert dense.shape == (3, 1, 10, 12)
+    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-10)
+    # float32: 256 products in a row against 8 squarings, both rounded
+    dense32 = propagate_to_edge(scores.float(), edge.float(), method='dense')
+    sparse32 = propagate_to_edge(scores.float(), edge.float(),
+                                 method='sparse')
+    torch.testing.assert_close(sparse32, dense.float(), rtol=0, atol=1e-4)
+    torch.testing.assert_close(dense32, dense.float(), rtol=0, atol=1e-4)
+    # small maps go the dense way
+    assert torch.equal(propagate_to_edge(scores, edge, method='auto'), dense)
+    with pytest.raises(ValueError):
+        propagate_to_edge(scores, edge, method='cholesky')
+
+
+# --------------------------------------------------------- find_centroids
+def test_find_centroids_constant_field_runs_into_the_corner():
+    from mmwris.pseudo_labels.irn.instances import find_centroids
+    displacement = np.stack([np.full((5, 6), 1.0), np.full((5, 6), -2.0)])
+    centroids = find_centroids(displacement.astype(np.float32))
+    assert centroids.dtype == np.int32 and centroids.shape == (2, 5, 6)
+    assert (centroids[0] == 4).all() and (centroids[1] == 0).all()
+
+
+def test_find_centroids_converge_to_the_attractor():
+    from mmwris.pseudo_labels.irn.instances import find_centroids
+    ys, xs = np.mgrid[:9, :11]
+    displacement = 0.5 * np.stack([4 - ys, 5 - xs]).astype(np.float32)
+    centroids = find_centroids(displacement)
+    assert (centroids[0] == 4).all() and (centroids[1] == 5).all()
+
+
+def test_find_centroids_looks_up_bilinearly():
+    from mmwris.pseudo_labels.irn.instances import find_centroids
+    displacement = np.zeros((2, 3, 3), np.float32)
+    displacement[1, 0, 0] = 0.5
+    displacement[1, 0, 1] = 2.1
+    # (0, 0) -> (0, 0.5) -> (0, 0.5 + (0.5 + 2.1) / 2) = (0, 1.8) -> 2;
+    # the floor corner alone would give 1, the ceil corner 3
+    centroids = find_centroids(displacement, iterations=2)
+    assert tuple(centroids[:, 0, 0]) == (0, 2)
+
+
+# ------------------------------------------------------ cluster_centroids
+def test_cluster_centroids_two_attractors():
+    from mmwris.pseudo_labels.irn.instances import (cluster_centroids,
+                                                     find_centroids)
+    ys, xs = np.mgrid[:10, :20]
+    left = xs < 10
+    displacement = np.stack([5 - ys, np.where(left, 4, 15) - xs])
+    displacement = displacement.astype(np.float32)
+    instances = cluster_centroids(find_centroids(displacement), displacement)
+    assert instances.shape == (2, 10, 20)
+    assert (instances.sum(0) == 1).all()
+    # numbered by component, the left one is found first
+    np.testing.assert_array_equal(instances[0], left)
+    np.testing.assert_array_equal(instances[1], ~left)
+
+
+def test_cluster_centroids_without_still_region_is_one_instance():
+    from mmwris.pseudo_labels.irn.instances import (cluster_centroids,
+                                                     find_centroids)
+    displacement = np.zeros((2, 4, 5), np.float32)
+    displacement[1] = 3.0
+    instances = cluster_centroids(find_centroids(displacement), displacement)
+    assert instances.shape == (1, 4, 5) and instances.all()
+
+
+# --------------------------------------------------------- irn_foreground
+def _left_blob_cam(size=32):
+    ys, xs = np.mgrid[:size, :size]
+    cam = np.exp(-((ys - 16) ** 2 + (xs - 6) ** 2) / 8.0)
+    return torch.from_numpy(cam.astype(np.float32))
+
+
+def test_irn_foreground_stays_on_its_side_of_the_edge():
+    from mmwris.pseudo_labels.irn.instances import irn_foreground
+    cam = _left_blob_cam()
+    edge = torch.zeros(8, 8)
+    edge[:, 4] = 1                    # image columns 16..19
+    displacement = np.zeros((2, 8, 8), np.float32)
+    mask = irn_foreground(cam, edge, displacement)
+    assert mask.dtype == bool and mask.shape == (32, 32)
+    assert mask[cam > 0.5].all()      # the blob
+    assert mask[:, :14].all()         # walked over the whole left region
+    assert not mask[:, 18:].any()     # nothing behind the edge
+    # without the edge the walk crosses over
+    open_mask = irn_foreground(cam, torch.zeros(8, 8), displacement)
+    assert open_mask[:, 18:].any()
+    sparse = irn_foreground(cam, edge, torch.from_numpy(displacement),
+                            method='sparse')
+    np.testing.assert_array_equal(sparse, mask)
+
+
+def test_irn_foreground_crops_to_the_image_size():
+    from mmwris.pseudo_labels.irn.instances import irn_foreground
+    cam = _left_blob_cam()[:30, :29]
+    mask = irn_foreground(cam, torch.zeros(8, 8), np.zeros((2, 8, 8)))
+    assert mask.shape == (30, 29)
+
+
+def test_irn_foreground_of_an_empty_cam_is_empty():
+    from mmwris.pseudo_labels.irn.instances import irn_foreground
+    mask = irn_foreground(torch.zeros(32, 32), torch.rand(8, 8),
+                          np.zeros((2, 8, 8), np.float32))
+    assert mask.shape == (32, 32) and not mask.any()

@@ -92,12 +92,12 @@ class PathIndex:
         height, width = self.size
         src_height = height - self.radius_floor
         src_width = width - 2 * self.radius_floor
-        if int(radius) != radius or radius < 2 or src_height <= 0 \
-                or src_width <= 0:
+        too_small = src_height <= 0 or src_width <= 0
+        if int(radius) != radius or radius < 2 or too_small:
             raise ValueError(
-                f'PathIndex needs an integer radius >= 2 and a map of at least '
-                f'{self.radius_floor + 1} rows x {2 * self.radius_floor + 1} '
-                f'columns; got radius={radius}, size={self.size}')
+                f'PathIndex needs an integer radius >= 2 and a map of at '
+                f'least {self.radius_floor + 1} x {2 * self.radius_floor + 1}'
+                f' pixels; got radius={radius}, size={self.size}')
 
         by_length = {}
         for direction in _search_directions(radius):
