@@ -447,3 +447,48 @@ def test_edge_and_displacement_groups_get_their_learning_rates():
                for p in dp)
     assert isinstance(model.dp_out[-1], nn.Conv2d)
     assert model.dp_out[-1].bias is None and model.edge_out.bias is not None
+
+
+def _two_process_worker(rank, init_file, items, work_dir):
+    """One of 2 gloo processes running :func:`train_irn`."""
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'file://{init_file}',
+                            rank=rank, world_size=2)
+    try:
+        path = train_irn(items, work_dir, model_cfg=TINY, batch_size=2,
+                         epochs=2, crop_size=48, radius=5,
+                         checkpoint_interval=1)
+        with open(osp.join(osp.dirname(init_file), f'rank{rank}'), 'w') as f:
+            f.write(path)
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_training(squares, tmp_path):
+    """2 processes x batch 2 over 8 items: 2 steps per epoch, rank 0 alone
+    writes, and the mean shift covers the items of both shards."""
+    work_dir = str(tmp_path / 'work')
+    torch.multiprocessing.spawn(
+        _two_process_worker,
+        args=(str(tmp_path / 'pg'), pairs(squares), work_dir),
+        nprocs=2)
+    path = osp.join(work_dir, 'irn.pth')
+    for rank in (0, 1):
+        assert open(tmp_path / f'rank{rank}').read() == path
+    assert sorted(os.listdir(work_dir)) == ['irn.pth', 'latest.pth']
+    meta = torch.load(path, weights_only=True)['meta']
+    assert meta['steps'] == 4 and meta['config']['world_size'] == 2
+    model = load_irn(path, TINY)
+    dataset = IRNSeedDataset(pairs(squares), crop_size=48, radius=5)
+    plain = copy.deepcopy(model)
+    plain.mean_shift.running_mean.zero_()
+    with torch.no_grad():
+        means = [plain(dataset.top_left(i)[None])[1].mean(dim=(0, 2, 3))
+                 for i in range(len(dataset))]
+    assert torch.allclose(model.mean_shift.running_mean,
+                          torch.stack(means).mean(0), atol=1e-4)
+    half = torch.stack(means[::2]).mean(0)
+    assert not torch.allclose(model.mean_shift.running_mean, half,
+                              atol=1e-3)

@@ -471,6 +471,11 @@ def train_irn(items: Sequence[Tuple[str, str]],
             if stopping:
                 return latest_path
 
+    if world_size > 1:
+        # DDP broadcasts buffers before each forward, so the batch norm
+        # statistics of a trainable backbone differ after the last step.
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
     running_mean = _mean_displacement(model, dataset, batch_size, device,
                                       rank, world_size)
     model.mean_shift.running_mean.copy_(running_mean)
