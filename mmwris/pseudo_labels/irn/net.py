@@ -22,7 +22,6 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 from torch import Tensor
 
@@ -297,17 +296,18 @@ class AffinityDisplacementNet(nn.Module):
 
         With ``a = edge_to_affinity(sigmoid(edge))`` [B, P, N_src],
         ``pos = -log(a + 1e-5)``, ``negl = -log(1 + 1e-5 - a)`` and the
-        pair displacement ``δ = D(src) - D(dst)`` [B, 2, P, N_src] against
+        pair displacement ``d = D(src) - D(dst)`` [B, 2, P, N_src] against
         the pair offset ``t = dst - src`` (``search_dst``)::
 
-            L_pos_aff = Σ(bg_pos·pos)/(2(Σbg_pos+ε)) + Σ(fg_pos·pos)/(2(Σfg_pos+ε))
-            L_neg_aff = Σ(neg·negl)/(Σneg + ε)
-            L_dp_fg = Σ(fg_pos·|δ - t|)/(2Σfg_pos + ε)
-            L_dp_bg = Σ(bg_pos·|δ|)/(2Σbg_pos + ε)
-            L = (L_pos_aff + L_neg_aff)/2 + (L_dp_fg + L_dp_bg)/2
+            L_pos_aff = S(bg_pos * pos) / (S(bg_pos) + eps) / 2
+                      + S(fg_pos * pos) / (S(fg_pos) + eps) / 2
+            L_neg_aff = S(neg * negl) / (S(neg) + eps)
+            L_dp_fg = S(fg_pos * |d - t|) / (2 S(fg_pos) + eps)
+            L_dp_bg = S(bg_pos * |d|) / (2 S(bg_pos) + eps)
+            L = (L_pos_aff + L_neg_aff) / 2 + (L_dp_fg + L_dp_bg) / 2
 
-        (``ε = 1e-5``; the displacement sums run over both channels, hence
-        the 2.)
+        ``S`` sums over everything (batch, pairs, and for ``d`` its 2
+        channels, hence the 2), ``eps = 1e-5``.
 
         Returns:
             dict: ``loss_pos_aff``, ``loss_neg_aff``, ``loss_dp_fg``,
