@@ -6,8 +6,12 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+import torch
+from mmengine.config import Config
 
 from conftest import REPO
+from mmwris.registry import MODELS
+from test_pseudo_labels import run_tool, tool
 from mmwris.pseudo_labels import DenseCRFRefiner
 from mmwris.pseudo_labels.irn.seeds import irn_seed_labels, normalized_cam
 
@@ -55,3 +59,64 @@ def test_label_crf_follows_the_image():
     outside = np.ones((24, 24), bool)
     outside[6:18, 6:18] = False
     assert refined[outside].mean() < seeds[outside].mean() / 4
+
+
+def test_refiner_needs_weights_for_a_frozen_backbone_and_a_fit(tmp_path):
+    from mmwris.pseudo_labels import IRNRefiner
+    refiner = IRNRefiner(crf=None)
+    with pytest.raises(ValueError, match='pretrained'):
+        refiner.fit([], str(tmp_path))
+    with pytest.raises(RuntimeError, match='fit'):
+        refiner.refine_cam(np.zeros((8, 8)), np.zeros((8, 8, 3), np.uint8))
+
+
+IRN_CONFIG = osp.join(REPO, 'configs', 'tris',
+                      'tris-irn_clip-tiny_1xb32-3k_toyrefer-128x128.py')
+SMALL_IRN = ('pseudo_label_cfg.refiner.train.batch_size=4',
+             'pseudo_label_cfg.refiner.train.epochs=1',
+             'pseudo_label_cfg.refiner.train.crop_size=64',
+             'pseudo_label_cfg.refiner.train.radius=5')
+
+
+def test_irn_tool_runs_three_resumable_passes(toy_refer_root, tmp_path):
+    """Seeds of every ref, IRN trained on them, masks; a rerun after losing
+    masks redoes only those masks, byte for byte."""
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(IRN_CONFIG).model)
+    step1_checkpoint = tmp_path / 'step1.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta={}), step1_checkpoint)
+    out = tmp_path / 'irn'
+    cmd = tool(out, step1_checkpoint, toy_refer_root, *SMALL_IRN,
+               config=IRN_CONFIG)
+    proc = run_tool(cmd)
+    assert 'pass 2/3' in proc.stdout + proc.stderr
+    summary = json.loads((out / 'summary.json').read_text())
+    refs = summary['refs']
+    assert refs > 20 and summary['written'] == refs and not summary['failed']
+    masks = sorted((out / 'masks').glob('*.png'))
+    seeds = sorted((out / 'seeds').glob('*.png'))
+    assert len(masks) == len(seeds) == len(list(
+        (out / 'cams').glob('*.npy'))) == refs
+    for path in seeds[:10]:
+        assert set(np.unique(cv2.imread(str(path), -1))) <= {0, 1, 255}
+    foreground = []
+    for path in masks:
+        mask = cv2.imread(str(path), -1)
+        assert set(np.unique(mask)) <= {0, 1}
+        foreground.append(mask.mean())
+    assert 0 < np.mean(foreground) < 1
+    weights = out / 'irn' / 'irn.pth'
+    stamp = weights.stat().st_mtime_ns
+    seed_stamp = seeds[0].stat().st_mtime_ns
+    lost = masks[::3]
+    reference = {p.name: p.read_bytes() for p in lost}
+    for path in lost:
+        path.unlink()
+    run_tool(cmd)
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['written'] == len(lost)
+    assert summary['skipped'] == refs - len(lost)
+    assert weights.stat().st_mtime_ns == stamp
+    assert seeds[0].stat().st_mtime_ns == seed_stamp
+    for path in lost:
+        assert path.read_bytes() == reference[path.name], path.name

@@ -34,10 +34,29 @@ model = dict(
     # / max, > 1e-9. Ours: ThresholdMaskDecoder(norm='minmax') (toy, PCNet).
     test_cfg=dict(mask_decoder=dict(type='TRISOfficialMaskDecoder')))
 # tools/generate_pseudo_labels.py (TRIS step 2): PRMS with a frozen CLIP,
-# then refinement of the selected map (IRN-like affinity random walk).
+# then IRN as released (IRNet/run_sample_refer.py): seeds relu(R)/max > 0.3
+# / <= 0.1, each CRF-refined; the IRN network trained on all the split's
+# seeds over a frozen ImageNet ResNet-50 (set backbone.pretrained to a local
+# torchvision resnet50 file); the random walk (radius 5, beta 10, 2^8 steps,
+# background 0.25). Other refiners: --refiner threshold|crf|random-walk.
 pseudo_label_cfg = dict(
     split='train',
     batch_size=16,
     prms=True,
     scorer=dict(arch='ViT-B-32-quickgelu', pretrained=None),
-    refiner=dict(type='AffinityRandomWalkRefiner'))
+    refiner=dict(
+        type='IRNRefiner',
+        fg_thr=0.3,
+        bg_thr=0.1,
+        crf=dict(type='DenseCRFRefiner', iterations=10, pos_xy_std=3.0,
+                 pos_w=3.0, bi_xy_std=50.0, bi_rgb_std=5.0, bi_w=10.0),
+        gt_prob=0.7,
+        network=dict(backbone=dict(depth=50, strides=(2, 2, 2, 1),
+                                   pretrained=None, frozen=True)),
+        # batch 32 per process (the released default; DataParallel on one
+        # node); momentum 1e-4 reproduces the released PolyOptimizer, which
+        # passes its weight decay into SGD's momentum slot.
+        train=dict(batch_size=32, epochs=3, lr=0.1, dp_lr_mult=10.0,
+                   weight_decay=1e-4, momentum=1e-4, crop_size=512,
+                   rescale=(0.5, 1.5), radius=10),
+        walk=dict(radius=5, beta=10.0, exp_times=8, bg_threshold=0.25)))
