@@ -318,15 +318,29 @@ def test_tris_chain_step1_pseudo_labels_step2(tiny_step1, learning_toy_root,
     assert step2['val/mIoU'] > prior['val/mIoU']
 
 
+IRN = osp.join(REPO, 'configs', 'tris',
+               'tris-irn_clip-tiny_1xb32-3k_toyrefer-128x128.py')
+# IRN trained for one short epoch on 64-pixel crops (the pipeline's shape,
+# not its quality, is under test here).
+SMALL_IRN = ['pseudo_label_cfg.refiner.train.batch_size=4',
+             'pseudo_label_cfg.refiner.train.epochs=1',
+             'pseudo_label_cfg.refiner.train.crop_size=64',
+             'pseudo_label_cfg.refiner.train.radius=5']
+
+
+@pytest.mark.parametrize('step1, extra', [(TINY, []), (IRN, SMALL_IRN)],
+                         ids=['crf', 'irn'])
 def test_pipeline_script_runs_and_skips_finished_stages(toy_refer_root,
-                                                        tmp_path):
+                                                        tmp_path, step1,
+                                                        extra):
     """tools/pipelines/tris.sh end to end on tiny budgets, then again: the
     second run finds every stage's output and only re-evaluates."""
     options = [f'{loader}_dataloader.dataset.data_root={toy_refer_root}'
                for loader in ('train', 'val', 'test')] + [
         'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
-        'train_dataloader.batch_size=8', 'default_hooks.logger.interval=1']
-    command = ['bash', 'tools/pipelines/tris.sh', TINY, STEP2,
+        'train_dataloader.batch_size=8', 'default_hooks.logger.interval=1'
+    ] + extra
+    command = ['bash', 'tools/pipelines/tris.sh', step1, STEP2,
                str(tmp_path)] + options
     extra_env = dict(PYTHON=sys.executable)
     first = run(command, extra_env=extra_env).stdout
