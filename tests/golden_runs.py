@@ -44,8 +44,12 @@ CONFIGS = {
 LAYOUT_CONFIGS = {
     'tris_r50':
     'configs/tris/tris_clip-r50_1xb48-15e_refcoco-unc-320x320.py',
+    # Recorded with our PCNet network (PCNetHead), which the paper configs
+    # had then; they now default to the released one (PCNetReleasedHead,
+    # checked against the released checkpoint keys in
+    # test_pcnet_parity.py); ours is the pcnet-clean_* configs.
     'pcnet_r50':
-    'configs/pcnet/pcnet_clip-r50_1xb48-15e_refcoco-unc-320x320.py',
+    'configs/pcnet/pcnet-clean_clip-r50_1xb48-15e_refcoco-unc-320x320.py',
     # Recorded with our step-2 network, which the paper configs had then;
     # they now default to the released one (its layout is checked against
     # the released checkpoint keys in test_tris_parity_step2.py).

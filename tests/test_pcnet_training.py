@@ -22,6 +22,9 @@ BASELINE = osp.join(REPO, 'configs', 'baselines',
 # The training recipes (the -eval_ configs only evaluate a checkpoint).
 PAPER_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'pcnet',
                                           'pcnet_clip-r50_*15e_*.py')))
+# Our clean re-design with the same data and schedule.
+CLEAN_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'pcnet',
+                                          'pcnet-clean_clip-r50_*15e_*.py')))
 TINY_CLIP = dict(
     embed_dim=64,
     vision_cfg=dict(layers=(1, 1, 1, 1), width=16, image_size=128),
@@ -146,49 +149,77 @@ def real_pcnet_root(tmp_path_factory):
 
 
 def test_pcnet_paper_configs_differ_only_in_data():
-    """The four paper configs share the model and schedule; only the
-    dataset files differ (so training one of them end to end below covers
-    the others)."""
-    names = [osp.basename(p) for p in PAPER_CONFIGS]
-    for dataset in ('refcoco-unc', 'refcoco+-unc', 'refcocog-umd',
-                    'refcocog-google'):
-        assert any(f'_{dataset}-320x320' in n for n in names), dataset
-    cfgs = [Config.fromfile(p) for p in PAPER_CONFIGS]
-    for cfg in cfgs:
-        assert cfg.model == cfgs[0].model
-        assert cfg.optim_wrapper == cfgs[0].optim_wrapper
-        assert cfg.train_dataloader.batch_size == 48
-        dataset = cfg.train_dataloader.dataset
-        folder = dataset.refs_file.split('/')[0]
-        assert dataset.phrase_file.startswith(folder + '/phrases(')
-        assert dataset.proposal_dir.startswith(folder + '/proposals(')
-        for loader in ('val_dataloader', 'test_dataloader'):
-            assert cfg[loader].dataset.phrase_file == dataset.phrase_file
-            assert cfg[loader].dataset.proposal_dir == dataset.proposal_dir
-    cfg = cfgs[0]
-    assert cfg.model.decode_head.num_stages == 3
-    assert cfg.model.decode_head.token_channels == 512
-    assert cfg.optim_wrapper.optimizer.lr == 5e-5
-    assert cfg.model.decode_head.loss_ras.select == 'clip'
-    assert cfg.model.test_cfg.mask_decoder.output == 'both'
+    """The four paper configs (released network) and their four clean
+    twins share the model and schedule; only the dataset files differ (so
+    training one of them end to end below covers the others)."""
+    for configs in (PAPER_CONFIGS, CLEAN_CONFIGS):
+        names = [osp.basename(p) for p in configs]
+        for dataset in ('refcoco-unc', 'refcoco+-unc', 'refcocog-umd',
+                        'refcocog-google'):
+            assert any(f'_{dataset}-320x320' in n for n in names), dataset
+        cfgs = [Config.fromfile(p) for p in configs]
+        for cfg in cfgs:
+            assert cfg.model == cfgs[0].model
+            assert cfg.optim_wrapper == cfgs[0].optim_wrapper
+            assert cfg.train_dataloader.batch_size == 48
+            dataset = cfg.train_dataloader.dataset
+            folder = dataset.refs_file.split('/')[0]
+            assert dataset.phrase_file.startswith(folder + '/phrases(')
+            assert dataset.proposal_dir.startswith(folder + '/proposals(')
+            for loader in ('val_dataloader', 'test_dataloader'):
+                assert cfg[loader].dataset.phrase_file == \
+                    dataset.phrase_file
+                assert cfg[loader].dataset.proposal_dir == \
+                    dataset.proposal_dir
+        assert cfgs[0].optim_wrapper.optimizer.lr == 5e-5
+        assert cfgs[0].model.decode_head.num_stages == 3
+        assert cfgs[0].model.test_cfg.mask_decoder.output == 'both'
+    released = Config.fromfile(PAPER_CONFIGS[0])
+    head = released.model.decode_head
+    assert head.type == 'PCNetReleasedHead' and head.num_blocks == 4
+    assert (head.cue_attention, head.renormalize, head.joint_partner,
+            head.stage_positive) == ('released', True, True, 'phrase')
+    assert head.loss_ras.shrink_pair == 'random'
+    assert head.loss_iad.per_stage
+    assert released.model.test_cfg.mask_decoder.select == 'max_response'
+    assert released.model.test_cfg.mask_decoder.response_decoder.type == \
+        'TRISOfficialMaskDecoder'
+    assert [m.get('protocol', 'ours') for m in released.val_evaluator] == [
+        'ours', 'pcnet']
+    clean = Config.fromfile(CLEAN_CONFIGS[0])
+    assert clean.model.decode_head.type == 'PCNetHead'
+    assert clean.model.decode_head.token_channels == 512
+    assert clean.model.decode_head.loss_ras.select == 'clip'
+    # Apart from the model and the evaluators the twins are the same.
+    for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper',
+                'param_scheduler', 'train_cfg'):
+        assert released[key] == clean[key], key
 
 
+@pytest.mark.parametrize('variant', ['released', 'clean'])
 def test_pcnet_paper_config_trains_on_fake_refer_data(real_pcnet_root,
-                                                     tmp_path):
-    """RN50 (random weights), the RefCOCOg-umd config: one epoch of the
-    real subset's 5 train refs with phrases and CLIP-scored proposals, then
-    val with both prediction modes."""
-    config = [p for p in PAPER_CONFIGS if 'refcocog-umd' in p][0]
+                                                     tmp_path, variant):
+    """RN50 (random weights), the RefCOCOg-umd configs (released network
+    and clean twin): one epoch of the real subset's 5 train refs with
+    phrases and CLIP-scored proposals, then val with both prediction
+    modes (and, released, both evaluation protocols)."""
+    configs = PAPER_CONFIGS if variant == 'released' else CLEAN_CONFIGS
+    config = [p for p in configs if 'refcocog-umd' in p][0]
     cfg = Config.fromfile(config)
     point_to(cfg, real_pcnet_root)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.update(phrase_file='phrases.json',
                                    proposal_dir='proposals')
     scalars, losses = train_one_epoch(cfg, tmp_path)
-    for name in ('loss_cls', 'loss_cal_pos', 'loss_ras_align',
-                 'loss_ras_shrink', 'loss_iad_overlap', 'loss_iad_select'):
+    names = (('loss_cls', 'loss_cal_neg', 'loss_ras_anchor',
+              'loss_ras_shrink', 'loss_iad') if variant == 'released' else
+             ('loss_cls', 'loss_cal_pos', 'loss_ras_align',
+              'loss_ras_shrink', 'loss_iad_overlap', 'loss_iad_select'))
+    for name in names:
         assert name in losses[0], name
     assert any('val/segmentor/mIoU' in s for s in scalars)
+    if variant == 'released':
+        assert any('pcnet/val/segmentor/mIoU' in s for s in scalars)
 
 
 def test_pcnet_two_process_cpu_training(pcnet_toy_root, tmp_path):
@@ -202,3 +233,60 @@ def test_pcnet_two_process_cpu_training(pcnet_toy_root, tmp_path):
     assert 'Distributed training: True' in log
     assert 'loss_iad_overlap' in log
     assert (tmp_path / 'iter_3.pth').is_file()
+
+
+def test_pcnet_evaluation_presets_through_tools_test(pcnet_toy_root,
+                                                     tmp_path):
+    """tools/test.py on the toy data with the released PCNet evaluation
+    beside ours: ``pcnet/{split}/...`` scores one expression per ref (the
+    first), ``{split}/...`` every expression; both with the released mask
+    (R > 0) and the largest-max proposal."""
+    import pickle
+
+    from mmwris.registry import MODELS
+    from mmwris.utils import register_all_modules
+    register_all_modules()
+    config = tmp_path / 'pcnet_eval_presets.py'
+    dumps = {name: str(tmp_path / f'{name}.jsonl')
+             for name in ('ours', 'pcnet')}
+    config.write_text(
+        f'_base_ = [{TOY!r}]\n'
+        'model = dict(test_cfg=dict(mask_decoder=dict(\n'
+        "    select='max_response',\n"
+        "    response_decoder=dict(type='TRISOfficialMaskDecoder'))))\n"
+        f"val_evaluator = [dict(type='RISMetric', output_file="
+        f"{dumps['ours']!r}),\n"
+        "                 dict(type='RISMetric', protocol='pcnet',\n"
+        f"                      prefix='pcnet', output_file="
+        f"{dumps['pcnet']!r})]\n"
+        'test_evaluator = val_evaluator\n')
+    cfg = Config.fromfile(str(config))
+    torch.manual_seed(0)
+    checkpoint = tmp_path / 'random.pth'
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()),
+               checkpoint)
+    work = tmp_path / 'eval'
+    run([sys.executable, 'tools/test.py', str(config), str(checkpoint),
+         '--work-dir', str(work), '--cfg-options'] +
+        data_options(pcnet_toy_root))
+    metrics = read_metrics(work)
+    refs_file = glob.glob(str(pcnet_toy_root / '*' / 'refs*.p'))[0]
+    with open(refs_file, 'rb') as f:
+        refs = pickle.load(f)
+    scored = {name: [json.loads(line) for line in open(path)]
+              for name, path in dumps.items()}
+    splits = sorted({r['split'] for r in scored['ours']})
+    assert splits
+    for split in splits:
+        split_refs = [r for r in refs if r['split'] == split]
+        sentences = [s['sent_id'] for r in split_refs
+                     for s in r['sentences']]
+        firsts = [r['sentences'][0]['sent_id'] for r in split_refs]
+        assert len(sentences) > len(split_refs)  # the presets can differ
+        assert sorted(r['sent_id'] for r in scored['ours']
+                      if r['split'] == split) == sorted(sentences)
+        assert sorted(r['sent_id'] for r in scored['pcnet']
+                      if r['split'] == split) == sorted(firsts)
+        for name in ('mIoU', 'oIoU', 'PointIt', 'segmentor/mIoU'):
+            assert f'{split}/{name}' in metrics
+            assert f'pcnet/{split}/{name}' in metrics

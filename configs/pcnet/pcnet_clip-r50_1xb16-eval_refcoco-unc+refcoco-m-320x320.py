@@ -13,3 +13,11 @@ test_dataloader = dict(dataset=dict(datasets=[
     dict(_base_.refcocom_val, pipeline=pipeline,
          phrase_file='refcoco-m/phrases(unc).json',
          proposal_dir='refcoco-m/proposals(unc)')]))
+# Both evaluations, keys kept apart: every expression with our rules
+# ({split}/...) and the released PCNet protocol (pcnet/{split}/...: the
+# first expression of each ref), both on the released mask (R > 0) and the
+# released "segmentor" proposal (model test_cfg).
+val_evaluator = [
+    dict(type='RISMetric'),
+    dict(type='RISMetric', protocol='pcnet', prefix='pcnet')]
+test_evaluator = val_evaluator

@@ -9,3 +9,11 @@ train_dataloader = dict(batch_size=48, dataset=dict(
 val_dataloader = dict(
     dataset=dict(pipeline=_base_.pcnet_test_pipeline, **pcnet_data))
 test_dataloader = val_dataloader
+# Both evaluations, keys kept apart: every expression with our rules
+# ({split}/...) and the released PCNet protocol (pcnet/{split}/...: the
+# first expression of each ref), both on the released mask (R > 0) and the
+# released "segmentor" proposal (model test_cfg).
+val_evaluator = [
+    dict(type='RISMetric'),
+    dict(type='RISMetric', protocol='pcnet', prefix='pcnet')]
+test_evaluator = val_evaluator

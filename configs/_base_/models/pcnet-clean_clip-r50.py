@@ -1,4 +1,5 @@
-# PCNet (NeurIPS'24) on TRIS step 1: a 3-stage Conditional Referring Module
+# PCNet, our clean re-design (pcnet_clip-r50.py is the released network)
+# on TRIS step 1: a 3-stage Conditional Referring Module
 # (cue k = phrase k, the last stage the full sentence) plus the
 # Region-aware Shrinking and Instance-aware Disambiguation losses over mask
 # proposals. Same CLIP RN50 encoders and losses as tris_clip-r50.py.

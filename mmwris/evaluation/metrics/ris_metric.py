@@ -28,9 +28,28 @@ GT_BOX_MODES = ('float', 'released')
 # Evaluation protocols: the defaults of box_mode, point_rule and gt_box.
 PROTOCOLS = dict(
     ours=dict(box_mode='largest_cc', point_rule='pixel_center',
-              gt_box='float'),
+              gt_box='float', first_expression=False),
     tris=dict(box_mode='any_box', point_rule='index_inclusive',
-              gt_box='released'))
+              gt_box='released', first_expression=False),
+    # The released PCNet validate.py: TRIS's rules, but only the first
+    # expression of each ref is scored.
+    pcnet=dict(box_mode='any_box', point_rule='index_inclusive',
+               gt_box='released', first_expression=True))
+
+
+def first_expression_per_ref(results: List[dict]) -> List[dict]:
+    """The first result of each ``(split, ref_id)`` in evaluation order
+    (the dataset order: a ref's expressions in the order of its
+    ``sentences``); results without a ``ref_id`` are all kept."""
+    seen, kept = set(), []
+    for result in results:
+        ref_id = result.get('ref_id')
+        key = (result.get('split'), ref_id)
+        if ref_id is not None and key in seen:
+            continue
+        seen.add(key)
+        kept.append(result)
+    return kept
 
 
 def _choose(name: str, value, allowed: Sequence):
@@ -96,9 +115,17 @@ class RISMetric(BaseMetric):
       ``validate.py``): ``any_box``, ``index_inclusive``, ``released``. Use
       it with ``TRISOfficialMaskDecoder``; its mIoU, oIoU and PointIt are
       the numbers of the TRIS paper tables.
+    - ``'pcnet'``: the released PCNet evaluation (zaiquanyang/Boosting_WRIS
+      ``validate.py``): TRIS's rules and ``first_expression``: only the
+      first expression of each ref is scored. Use it with
+      ``PeakProposalMaskDecoder(select='max_response',
+      response_decoder=dict(type='TRISOfficialMaskDecoder'))`` (R > 0; the
+      "segmentor" proposal with the largest max response). ``'ours'`` and
+      ``'tris'`` score every expression.
 
     Args:
-        protocol (str): ``'ours'`` or ``'tris'``. Defaults to 'ours'.
+        protocol (str): ``'ours'``, ``'tris'`` or ``'pcnet'``. Defaults to
+            'ours'.
         mask_threshold (float, optional): If set, the predicted mask is
             ``response >= mask_threshold``; otherwise the model's
             ``pred_sem_seg`` is used. Defaults to None.
@@ -123,6 +150,9 @@ class RISMetric(BaseMetric):
             ``'released'`` (the COCO box cast to int first,
             :func:`released_gt_box`), for PointIt and AccBox. None: the
             protocol's.
+        first_expression (bool, optional): Score only the first expression
+            of each ref (:func:`first_expression_per_ref`). None: the
+            protocol's.
         digits (int, optional): Decimals of the reported percentages; None
             reports them unrounded. Defaults to 2.
         collect_device (str): Device for collecting results across ranks,
@@ -143,6 +173,7 @@ class RISMetric(BaseMetric):
                  box_mode: Optional[str] = None,
                  point_rule: Optional[str] = None,
                  gt_box: Optional[str] = None,
+                 first_expression: Optional[bool] = None,
                  digits: Optional[int] = 2,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
@@ -156,6 +187,9 @@ class RISMetric(BaseMetric):
             'point_rule', point_rule or preset['point_rule'], POINT_RULES)
         self.gt_box = _choose('gt_box', gt_box or preset['gt_box'],
                               GT_BOX_MODES)
+        self.first_expression = bool(
+            preset['first_expression']
+            if first_expression is None else first_expression)
         self.digits = None if digits is None else int(digits)
         if eval_size is not None:
             eval_size = tuple(int(s) for s in eval_size)
@@ -259,6 +293,8 @@ class RISMetric(BaseMetric):
             raise ValueError(
                 'RISMetric has no results to evaluate: process() received '
                 'no data samples (is the evaluation dataloader empty?)')
+        if self.first_expression:
+            results = first_expression_per_ref(results)
         groups: Dict[Optional[str], List[dict]] = OrderedDict()
         for result in results:
             groups.setdefault(result['split'], []).append(result)

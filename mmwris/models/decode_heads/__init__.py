@@ -1,9 +1,10 @@
 from .pcnet_head import PCNetHead
+from .pcnet_released_head import PCNetReleasedHead
 from .step2_head import DeepSupervisionHead, TRISStep2Head
 from .tris_head import TRISHead
 from .tris_step2_released_head import TRISStep2ReleasedHead
 
 __all__ = [
-    'DeepSupervisionHead', 'PCNetHead', 'TRISHead', 'TRISStep2Head',
-    'TRISStep2ReleasedHead'
+    'DeepSupervisionHead', 'PCNetHead', 'PCNetReleasedHead', 'TRISHead',
+    'TRISStep2Head', 'TRISStep2ReleasedHead'
 ]

@@ -14,6 +14,18 @@ from .response_head import ResponseHeadLosses
 Cues = Sequence[Tuple[Tensor, Tensor]]
 
 
+def add_stage_losses(losses: Dict[str, Tensor],
+                     stage_losses: Dict[str, Tensor],
+                     num_stages: int) -> None:
+    """Accumulate one stage's losses as their mean over ``num_stages``
+    (``acc_cls``: the latest stage's value)."""
+    for name, value in stage_losses.items():
+        if name == 'acc_cls':
+            losses[name] = value
+        else:
+            losses[name] = losses.get(name, 0) + value / num_stages
+
+
 def _per_image(x: Tensor, batch: int, dims: int) -> Tensor:
     """Expand a tensor shared by all images (``dims`` dims) to ``[B, ...]``."""
     if x.dim() == dims:
@@ -171,12 +183,7 @@ class PCNetHead(ResponseHeadLosses):
             own_maps.append(own)
             stage_losses.update(
                 self.calibration_losses(own, images, data_samples))
-            for name, value in stage_losses.items():
-                if name == 'acc_cls':
-                    losses[name] = value
-                else:
-                    losses[name] = losses.get(name, 0) + \
-                        value / self.num_stages
+            add_stage_losses(losses, stage_losses, self.num_stages)
         if not self.with_proposal_losses:
             return losses
         own_maps = torch.stack(own_maps, dim=1)

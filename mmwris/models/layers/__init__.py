@@ -1,11 +1,13 @@
 from .bilateral_prompting import (BilateralPrompting, focal_penalty,
                                   image_text_scores, response_maps)
 from .conditional_referring import ConditionalReferringStage, masked_softmax
+from .conditional_referring_released import ReleasedConditionalReferringStage
 from .pixel_word_attention import PixelWordAttention
 from .tris_pixel_attention import TRISPixelAttention
 
 __all__ = [
-    'BilateralPrompting', 'ConditionalReferringStage', 'focal_penalty',
+    'BilateralPrompting', 'ConditionalReferringStage',
+    'ReleasedConditionalReferringStage', 'focal_penalty',
     'image_text_scores', 'masked_softmax', 'response_maps',
     'PixelWordAttention', 'TRISPixelAttention'
 ]

@@ -1,10 +1,15 @@
 from .calibration_loss import CalibrationLoss
 from .classification_loss import ClassificationLoss
 from .instance_disambiguation_loss import InstanceDisambiguationLoss
+from .instance_disambiguation_released_loss import \
+    ReleasedInstanceDisambiguationLoss
 from .masked_bce_loss import MaskedBCELoss, masked_bce_with_logits
 from .region_shrinking_loss import RegionShrinkingLoss
+from .region_shrinking_released_loss import ReleasedRegionShrinkingLoss
 
 __all__ = [
     'CalibrationLoss', 'ClassificationLoss', 'InstanceDisambiguationLoss',
-    'MaskedBCELoss', 'RegionShrinkingLoss', 'masked_bce_with_logits'
+    'MaskedBCELoss', 'RegionShrinkingLoss',
+    'ReleasedInstanceDisambiguationLoss', 'ReleasedRegionShrinkingLoss',
+    'masked_bce_with_logits'
 ]

@@ -47,6 +47,15 @@ class PCNetSegmentor(TRISSegmentor):
             self.train_cfg.get('proposal_loss_warmup', 0))
         self.num_stages = self.decode_head.num_stages
         self.predict_stage = int(self.test_cfg.get('stage', -1))
+        grid = self.train_cfg.get('proposal_grid')
+        self.proposal_grid = None if grid is None else tuple(grid)
+
+    @property
+    def released(self) -> bool:
+        """The head takes the cues as sentence embeddings
+        (``PCNetReleasedHead``): cues ``[T, K, D]``, the B expressions of
+        this rank only (the released batch-wide attention is per device)."""
+        return getattr(self.decode_head, 'cue_input', None) == 'sentence'
 
     # ------------------------------------------------------------ text
     def cue_texts(self, text: str, phrases, where: str) -> List[str]:
@@ -80,6 +89,21 @@ class PCNetSegmentor(TRISSegmentor):
         return (sentence, tokens.reshape(count, stages, *tokens.shape[1:]),
                 mask.reshape(count, stages, -1))
 
+    def encode_cue_sentences(self, texts: List[str],
+                             cue_lists: List[List[str]]) -> Tensor:
+        """Sentence embeddings ``[T, S, D]`` of every expression's cues
+        (phrases, then the expression itself), in one text-encoder call."""
+        flat = [cue for cues in cue_lists for cue in cues]
+        sentence = self.encode_text(flat)
+        return sentence.reshape(len(texts), self.num_stages, -1)
+
+    def _own_cue_sentences(self, data_samples: SampleList) -> Tensor:
+        texts = self.texts_of(data_samples)
+        return self.encode_cue_sentences(texts, [
+            self.cue_texts(sample.text, sample.metainfo.get(fields.PHRASES),
+                           self._where(sample)) for sample in data_samples
+        ])
+
     def _own_inputs(self, data_samples: SampleList):
         texts = self.texts_of(data_samples)
         cue_lists = [
@@ -108,6 +132,9 @@ class PCNetSegmentor(TRISSegmentor):
                    data_samples: SampleList) -> List[Tensor]:
         """Each image's own map at every stage: S tensors ``[B, 1, h, w]``."""
         visual = self.extract_feat(inputs)
+        if self.released:
+            return self.decode_head.predict(
+                visual, self._own_cue_sentences(data_samples))
         _, (sentence, tokens, mask) = self._own_inputs(data_samples)
         return self.decode_head.predict(visual, sentence,
                                         self._stage_cues(tokens, mask, True))
@@ -126,12 +153,16 @@ class PCNetSegmentor(TRISSegmentor):
         return torch.cat(self.stage_maps(inputs, data_samples), dim=1)
 
     # ------------------------------------------------------------ train
-    def proposals_on_grid(self, data_samples: SampleList,
-                          size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+    def proposals_on_grid(self,
+                          data_samples: SampleList,
+                          size: Tuple[int, int],
+                          mode: str = 'area') -> Tuple[Tensor, Tensor]:
         """Soft proposals on the response grid.
 
         The binary ``gt_proposals [M, H, W]`` of every sample are padded to
-        the batch input shape (as the images) and area-resized to ``size``.
+        the batch input shape (as the images) and resized to ``size``:
+        ``'area'`` (ours: soft masks) or ``'nearest'`` (the released RaS /
+        IaD grid, binary).
 
         Returns:
             tuple: ``proposals [B, M, h, w]`` in [0, 1] and ``valid [B, M]``.
@@ -149,7 +180,11 @@ class PCNetSegmentor(TRISSegmentor):
             masks = F.pad(
                 masks,
                 (0, pad_w - masks.shape[-1], 0, pad_h - masks.shape[-2]))
-            grids.append(F.adaptive_avg_pool2d(masks[None], size)[0])
+            if mode == 'area':
+                grids.append(F.adaptive_avg_pool2d(masks[None], size)[0])
+            else:
+                grids.append(F.interpolate(masks[None], size=size,
+                                           mode=mode)[0])
         num = max(grid.shape[0] for grid in grids)
         proposals = torch.stack([
             F.pad(grid, (0, 0, 0, 0, 0, num - grid.shape[0])) for grid in grids
@@ -172,8 +207,64 @@ class PCNetSegmentor(TRISSegmentor):
             out[i, :len(sim)] = sim.to(device)
         return out
 
+    def partner_cue_sentences(self, data_samples: SampleList):
+        """Cues ``[B, S, D]`` of the IaD partners and ``mark [B]`` (the
+        partner is an expression of the same image). A sample without one
+        takes the next sample's expression (another image, ``mark``
+        False), as the released loader draws a random other image's ref."""
+        texts, cue_lists, mark = [], [], []
+        count = len(data_samples)
+        for i, sample in enumerate(data_samples):
+            text = sample.metainfo.get(fields.PARTNER_TEXT)
+            if text:
+                phrases = sample.metainfo.get(fields.PARTNER_PHRASES)
+                where = 'the partner of ' + self._where(sample)
+            else:
+                other = data_samples[(i + 1) % count]
+                text, where = other.text, self._where(other)
+                phrases = other.metainfo.get(fields.PHRASES)
+            texts.append(text)
+            cue_lists.append(self.cue_texts(text, phrases, where))
+            mark.append(bool(sample.metainfo.get(fields.PARTNER_TEXT)))
+        return (self.encode_cue_sentences(texts, cue_lists),
+                torch.tensor(mark))
+
+    def released_loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Dispatch to ``PCNetReleasedHead.loss`` (local batch, partners
+        encoded for the joint forward, proposals on ``proposal_grid``)."""
+        head = self.decode_head
+        visual = self.extract_feat(inputs)
+        cues = self._own_cue_sentences(data_samples)
+        partner = proposals = None
+        if head.loss_iad is not None or head.joint_partner:
+            partner_cues, mark = self.partner_cue_sentences(data_samples)
+            partner = (partner_cues, mark.to(visual.device))
+        if head.with_proposal_losses:
+            grid, _ = self.proposals_on_grid(
+                data_samples, self.proposal_grid or tuple(visual.shape[-2:]),
+                mode='nearest')
+            proposals = (grid, self.proposal_clip_sim(
+                data_samples, grid.shape[1], visual.device))
+            if proposals[1] is None and head.loss_ras is not None:
+                raise ValueError(
+                    'The released RaS ranks the proposals by their CLIP '
+                    'score: LoadProposals(with_clip_sim=True) is needed.')
+        stage_texts = [[
+            sample.metainfo.get(fields.PHRASES)[k] for sample in data_samples
+        ] for k in range(self.num_stages - 1)]
+        iteration = MessageHub.get_current_instance().get_info('iter', 0)
+        return head.loss(visual, cues, data_samples,
+                         self.calibration_images(inputs),
+                         proposals=proposals, partner=partner,
+                         stage_texts=stage_texts,
+                         image_size=tuple(inputs.shape[-2:]),
+                         step=int(iteration),
+                         proposal_loss_scale=self.proposal_loss_scale())
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Encode, gather and dispatch to ``PCNetHead.loss``."""
+        if self.released:
+            return self.released_loss(inputs, data_samples)
         visual = self.extract_feat(inputs)
         _, (sentence, tokens, mask) = self._own_inputs(data_samples)
         offset = 0
