@@ -53,6 +53,12 @@ def check(name, ours, official, **tol):
     MAX_DIFFS[name] = close(ours, official, name, **(tol or UNIT_TOL))
 
 
+def report():
+    """Print the largest differences so far (``pytest -s``)."""
+    worst = sorted(MAX_DIFFS.items(), key=lambda item: -item[1])[:5]
+    print(f'{len(MAX_DIFFS)} values compared; largest differences:', worst)
+
+
 @pytest.fixture(scope='module')
 def inputs():
     return load('pcnet_inputs.pt', 'pcnet')
@@ -171,7 +177,7 @@ def test_encoders_and_every_stage(official, inputs, train_io):
             loss = head.loss_cls(logits, torch.eye(batch))
             check(prefix + 'cls_loss', loss / head.loss_cls.loss_weight,
                   train_io[prefix + 'cls_loss'])
-    print('max abs differences:', MAX_DIFFS)
+    report()
 
 
 def proposal_inputs(inputs):
@@ -228,7 +234,7 @@ def test_ras_and_iad_terms(official, inputs, train_io):
               head.loss_iad.loss_weight, train_io[key + 'div_loss'])
         assert ras_loss['loss_ras_shrink'].requires_grad
         assert iad_loss['loss_iad'].requires_grad
-    print('max abs differences:', MAX_DIFFS)
+    report()
 
 
 def test_head_loss_matches_returned_values(official, inputs, train_io):
@@ -309,7 +315,7 @@ def test_eval_maps(official, inputs, eval_io):
                                     mode='bilinear',
                                     align_corners=False).relu(),
                       eval_io[prefix + 'relu_map'], **SCORE_TOL)
-    print('max abs differences:', MAX_DIFFS)
+    report()
 
 
 def test_converter_gives_the_paper_config_layout():
@@ -351,3 +357,82 @@ def test_converter_cli_writes_a_strict_checkpoint(official, tmp_path,
     model.load_state_dict(saved['state_dict'], strict=True)
     with pytest.raises(KeyError):
         module.convert_key('attn_fusion_vl.0.unknown.weight')
+
+
+def test_calibration_per_stage_and_total(official, inputs, train_io,
+                                         tmp_path):
+    """The negative-text calibration of every stage with the tiny loss CLIP
+    (``pcnet_tiny_loss_clip_vitb32.pt``): per-stage ``cbs_loss``, the
+    returned ``cbs_loss`` / ``fg_loss`` (0: ``--clip_fg`` off) and the
+    released total with the default weights (RaS / IaD weighted 0)."""
+    from test_tris_parity_step1 import vit_clip_arch
+
+    from mmwris.structures import RISDataSample, fields
+    scorer_sd = load('pcnet_tiny_loss_clip_vitb32.pt', 'pcnet')
+    weights = tmp_path / 'loss_clip.pth'
+    torch.save(scorer_sd, weights)
+    tiny = inputs['tiny_config']
+    arch = vit_clip_arch(scorer_sd)
+    arch['vision_cfg']['head_width'] = tiny['vit_width'] // tiny['vit_heads']
+    arch['text_cfg']['heads'] = tiny['vit_heads']
+    batch = inputs['batch_size']
+    rows = torch.arange(batch)
+    size = (inputs['img_size'], ) * 2
+    args = inputs['args']
+    for num_stages in ks(train_io):
+        model, _, states = train_forward(official, inputs, num_stages)
+        cal_cfg = Config.fromfile(PAPER_MODEL).model.decode_head.loss_cal
+        cal_cfg.scorer.update(arch=arch, pretrained=str(weights),
+                              context_length=inputs['max_query_len'],
+                              keep_eot=False)
+        head = model.decode_head
+        head.loss_cal = MODELS.build(cal_cfg)
+        assert (head.loss_cal.pos_weight, head.loss_cal.loss_weight,
+                head.loss_cls.loss_weight) == (
+                    args['w1'] * args['clip_fg'], args['w5'], args['w4'])
+        scorer = head.loss_cal.scorer
+        # The fixture texts are token ids of a tiny vocabulary.
+        scorer.tokenize = lambda ids: torch.stack(list(ids))
+        images = model.calibration_images(inputs['img'])
+        assert images is inputs['img']
+        negatives = [list(negs) for negs in inputs['neg_word_ids']]
+        phrases = inputs['llm_word_ids']
+        for k, prefix in enumerate(stage_keys(train_io, num_stages)):
+            own = states[k]['maps'][rows, rows][:, None]
+            positive = (inputs['word_ids'] if k == num_stages - 1 else
+                        phrases[:, k])
+            terms = head.loss_cal(own, images, positive, negatives)
+            check(prefix + 'cbs_loss',
+                  terms['loss_cal_neg'] / head.loss_cal.loss_weight,
+                  train_io[prefix + 'cbs_loss'])
+            check(prefix + 'fg_loss', terms['loss_cal_pos'],
+                  train_io[prefix + 'fg_loss'])
+
+        samples = []
+        for b in range(batch):
+            sample = RISDataSample()
+            sample.set_metainfo({fields.TEXT: inputs['word_ids'][b],
+                                 fields.NEG_TEXTS: negatives[b]})
+            samples.append(sample)
+        cues = cue_sentences(model, inputs['all_word_ids'],
+                             inputs['all_llm_word_ids'], num_stages)
+        losses = head.loss(
+            model.extract_feat(inputs['img']), cues[:batch], samples, images,
+            proposals=proposal_inputs(inputs),
+            partner=(cues[batch:], inputs['same_img_mark_0']),
+            stage_texts=[phrases[:, k] for k in range(num_stages - 1)],
+            image_size=size)
+        key = f'K{num_stages}/'
+        check(key + 'cbs_loss',
+              losses['loss_cal_neg'] / head.loss_cal.loss_weight,
+              train_io[key + 'cbs_loss'])
+        check(key + 'fg_loss', losses['loss_cal_pos'],
+              train_io[key + 'fg_loss'])
+        released_weights = dict(loss_ras_anchor=args['w3'],
+                                loss_ras_shrink=args['w2'],
+                                loss_iad=args['div_loc'])
+        total = sum(value * released_weights.get(name, 1)
+                    for name, value in losses.items()
+                    if name.startswith('loss_'))
+        check(key + 'total_loss_default_weights', total,
+              train_io[key + 'total_loss_default_weights'])
