@@ -191,6 +191,8 @@ def test_ras_and_iad_terms(official, inputs, train_io):
     rows = torch.arange(batch)
     size = (inputs['img_size'], ) * 2
     proposals, clip_score = proposal_inputs(inputs)
+    assert torch.equal(torch.argsort(clip_score, dim=1, descending=True),
+                       inputs['clip_score_order'])
     mark = inputs['same_img_mark_0']
     for num_stages in ks(train_io):
         model, _, states = train_forward(official, inputs, num_stages)
@@ -223,6 +225,13 @@ def test_ras_and_iad_terms(official, inputs, train_io):
 
         key = f'K{num_stages}/'
         pair = train_io[key + 'optimize_id']
+        # Our seeded draw covers the released choice range.
+        draws = {head.loss_ras.draw_pair(num_stages, step)
+                 for step in range(64)} if num_stages > 1 else set()
+        assert draws == set(range(num_stages - 1))
+        if train_io[key + 'choice_range']:
+            assert draws == set(range(train_io[key + 'choice_range']))
+            assert pair in draws
         ras_loss = head.loss_ras(own, proposals, clip_score, size,
                                  pair=max(pair, 0) if num_stages > 1 else None)
         check(key + 'anchor_loss', ras_loss['loss_ras_anchor'] /
