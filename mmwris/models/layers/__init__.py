@@ -2,12 +2,14 @@ from .bilateral_prompting import (BilateralPrompting, focal_penalty,
                                   image_text_scores, response_maps)
 from .conditional_referring import ConditionalReferringStage, masked_softmax
 from .conditional_referring_released import ReleasedConditionalReferringStage
+from .ms_deform_attn import MSDeformAttn, multi_scale_deformable_attention
 from .pixel_word_attention import PixelWordAttention
 from .tris_pixel_attention import TRISPixelAttention
 
 __all__ = [
     'BilateralPrompting', 'ConditionalReferringStage',
     'ReleasedConditionalReferringStage', 'focal_penalty',
-    'image_text_scores', 'masked_softmax', 'response_maps',
+    'image_text_scores', 'masked_softmax', 'MSDeformAttn',
+    'multi_scale_deformable_attention', 'response_maps',
     'PixelWordAttention', 'TRISPixelAttention'
 ]
