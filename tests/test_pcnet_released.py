@@ -273,3 +273,31 @@ def test_segmentor_partner_fallback():
     assert mark.tolist() == [True, False]
     assert seen['texts'] == ['blue cup', 'red cup']
     assert seen['cues'] == [['cup', 'blue cup'], ['cup', 'red cup']]
+
+
+def test_toy_released_config_builds_the_released_head():
+    """The toy three-way comparison's released-network config: the toy
+    PCNet data and evaluation, PCNetReleasedHead, no RaS (the toy proposals
+    have no CLIP score to rank them), IaD per stage."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from mmwris.registry import MODELS
+    from mmwris.utils import register_all_modules
+    register_all_modules()
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    folder = osp.join(repo, 'configs', 'pcnet')
+    released = Config.fromfile(osp.join(
+        folder, 'pcnet-released_clip-tiny_1xb32-3k_toyrefer-128x128.py'))
+    clean = Config.fromfile(osp.join(
+        folder, 'pcnet_clip-tiny_1xb32-3k_toyrefer-128x128.py'))
+    for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper',
+                'param_scheduler', 'train_cfg'):
+        assert released[key] == clean[key], key
+    assert released.model.test_cfg == clean.model.test_cfg
+    model = MODELS.build(released.model)
+    assert model.released
+    assert model.decode_head.loss_ras is None
+    assert model.decode_head.loss_iad.per_stage
+    assert model.proposal_grid == (32, 32)
