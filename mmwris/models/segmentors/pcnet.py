@@ -26,7 +26,8 @@ class PCNetSegmentor(TRISSegmentor):
     (per-stage classification / calibration, RaS, IaD).
 
     Args:
-        decode_head (dict): ``PCNetHead`` config with its losses.
+        decode_head (dict): ``PCNetHead`` or ``PCNetReleasedHead`` config
+            with its losses.
         test_cfg (dict): TRIS's keys plus ``stage`` (which stage's map is
             the prediction, default -1: the last). PCNet's "segmentor"
             prediction (the proposal at the response peak) is the mask
@@ -36,9 +37,18 @@ class PCNetSegmentor(TRISSegmentor):
             RaS and IaD terms are scaled by ``min(1, iter / warmup)``, so a
             model trained from scratch first learns where objects are
             before its own response picks the RaS target proposal.
+            ``proposal_grid`` (tuple, optional): the grid of the released
+            RaS / IaD (``(32, 32)``; proposals resized nearest); default
+            the response grid.
         **kwargs: The arguments of :class:`TRISSegmentor`
             (``image_encoder``, ``text_encoder``, ``decode_head``,
             ``feature_index``...).
+
+    With ``PCNetReleasedHead`` (the released network, R50 paper configs)
+    the cues are sentence embeddings ``[T, K, D]``, the IaD partners are
+    always encoded (for the joint forward; a sample without a same-image
+    partner borrows the next sample's expression), the texts are not
+    gathered across ranks and RaS ranks the proposals by their CLIP score.
     """
 
     def __init__(self, **kwargs) -> None:
