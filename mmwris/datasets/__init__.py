@@ -2,6 +2,7 @@ from .draws import SampleKey, draw_rng
 from .refcoco import RefCOCODataset, load_instances, load_refs
 from .samplers import KeyedDefaultSampler, KeyedInfiniteSampler
 from .refcoco_m import RefCOCOMDataset  # noqa: F401
+from .caption_dataset import CaptionDataset  # noqa: F401
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [

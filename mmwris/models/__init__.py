@@ -5,4 +5,5 @@ from .layers import *  # noqa: F401,F403
 from .mask_decoders import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
+from .pretrain import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403

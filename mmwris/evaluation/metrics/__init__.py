@@ -1,3 +1,4 @@
+from .clip_retrieval_metric import CLIPRetrievalMetric
 from .ris_metric import RISMetric
 
-__all__ = ['RISMetric']
+__all__ = ['CLIPRetrievalMetric', 'RISMetric']

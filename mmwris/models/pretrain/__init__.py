@@ -1,0 +1,1 @@
+from .clip_pretrainer import CLIPPretrainer  # noqa: F401
