@@ -97,3 +97,37 @@ def assert_loads_strictly(model: torch.nn.Module, state_dict: dict) -> None:
         assert value.shape == ours[key].shape, key
         assert value.dtype == ours[key].dtype, key
     model.load_state_dict(state_dict, strict=True, assign=True)
+
+
+class meta_parameters:
+    """Build modules with their parameters and buffers on the meta device
+    (no memory, no initialisation cost) while every other tensor stays on
+    the CPU (constructors that call ``.item()`` keep working)::
+
+        with meta_parameters():
+            model = MODELS.build(cfg)
+    """
+
+    def __enter__(self):
+        module = torch.nn.Module
+        self._saved = module.register_parameter, module.register_buffer
+        register_parameter, register_buffer = self._saved
+
+        def parameter(mod, name, param):
+            if param is not None and param.device.type != 'meta':
+                param = torch.nn.Parameter(param.to('meta'),
+                                           requires_grad=param.requires_grad)
+            register_parameter(mod, name, param)
+
+        def buffer(mod, name, tensor, persistent=True):
+            if tensor is not None:
+                tensor = tensor.to('meta')
+            register_buffer(mod, name, tensor, persistent=persistent)
+
+        module.register_parameter, module.register_buffer = parameter, buffer
+        return self
+
+    def __exit__(self, *exc):
+        module = torch.nn.Module
+        module.register_parameter, module.register_buffer = self._saved
+        return False

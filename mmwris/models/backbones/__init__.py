@@ -1,3 +1,4 @@
+from .magnet_swin import MagNetSwinTransformer
 from .staged_swin import StagedSwinTransformer
 
-__all__ = ['StagedSwinTransformer']
+__all__ = ['MagNetSwinTransformer', 'StagedSwinTransformer']

@@ -1,0 +1,105 @@
+from typing import Dict, List
+
+import torch.nn as nn
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
+from mmwris.registry import MODELS
+from ..utils.staged_encoder import check_staged
+from .base_ris import BaseRISSegmentor
+
+
+@MODELS.register_module()
+class MagNetSegmentor(BaseRISSegmentor):
+    """MagNet (Mask Grounding, CVPR'24): two-way early fusion between a
+    staged Swin and a block-wise BERT, then a one-query Mask2Former.
+
+    For every stage ``i`` (released order): the Swin blocks give ``x_i``
+    and BERT block ``i`` gives ``l_i``; the image fusion
+    (``MagNetImageFusion``) turns ``(x_i, l_i)`` into the decoder feature
+    ``s_i`` and the gated map that the next stage merges; the text fusion
+    (``MagNetTextFusion``) turns ``(l_i, x_i)`` into the next block's
+    words. ``decode_head`` (``MagNetHead``) decodes ``s_1..s_4``.
+
+    Args:
+        image_encoder (dict): A staged encoder (``MagNetSwinTransformer``).
+        text_encoder (dict): ``BertTextEncoder`` (blocks of layers; one
+            block per image stage).
+        decode_head (dict): ``MagNetHead`` (``in_channels`` filled in).
+        image_fusion (dict): ``MagNetImageFusion`` kwargs other than the
+            channels (``pool_sizes``, ``reduction``, ``num_heads``,
+            ``dropout``).
+        text_fusion (dict): ``MagNetTextFusion`` kwargs other than the
+            channels (``num_heads``, ``dropout``, ``mask_mode``).
+        **kwargs: ``data_preprocessor``, ``train_cfg``, ``test_cfg``
+            (``mask_decoder``, default ``MagNetMaskDecoder``) and
+            ``init_cfg``.
+    """
+    default_mask_decoder = dict(type='MagNetMaskDecoder')
+
+    def __init__(self,
+                 image_encoder: ConfigType,
+                 text_encoder: ConfigType,
+                 decode_head: ConfigType,
+                 image_fusion: OptConfigType = None,
+                 text_fusion: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg, test_cfg=test_cfg,
+                         train_cfg=train_cfg)
+        self.image_encoder = MODELS.build(image_encoder)
+        self.text_encoder = MODELS.build(text_encoder)
+        stages = self.text_encoder.num_blocks
+        check_staged(self.image_encoder, stages)
+        channels = list(self.image_encoder.out_channels)[:stages]
+        width = self.text_encoder.width
+        image_fusion = dict(type='MagNetImageFusion', **(image_fusion or {}))
+        text_fusion = dict(type='MagNetTextFusion', **(text_fusion or {}))
+        self.image_fusions = nn.ModuleList(
+            MODELS.build(dict(image_fusion, channels=c, text_channels=width))
+            for c in channels)
+        self.text_fusions = nn.ModuleList(
+            MODELS.build(
+                dict(text_fusion, text_channels=width, visual_channels=c))
+            for c in channels)
+        self.decode_head = MODELS.build(dict(decode_head,
+                                             in_channels=channels))
+
+    def tokenize(self, data_samples: SampleList) -> Dict[str, Tensor]:
+        return self.text_encoder.tokenize(self.texts_of(data_samples))
+
+    def extract_feat(self, inputs: Tensor,
+                     tokenized: Dict[str, Tensor]) -> Dict[str, object]:
+        """The fused stage features ``s_1..s_4`` (finest first), the final
+        words ``[B, N, Lw]`` and the token mask ``[B, N]``."""
+        mask = tokenized['mask'].to(inputs.device)
+        words, extended = self.text_encoder.forward_stem(
+            tokenized['ids'].to(inputs.device), mask)
+        state = self.image_encoder.forward_stem(inputs)
+        features: List[Tensor] = []
+        for index, (image_fusion, text_fusion) in enumerate(
+                zip(self.image_fusions, self.text_fusions)):
+            state = self.image_encoder.forward_stage(index, state)
+            visual = self.image_encoder.stage_feature(index, state)
+            words = self.text_encoder.forward_block(index, words, extended)
+            feature, gated = image_fusion(visual, words, mask)
+            words = text_fusion(words, visual, mask)
+            features.append(feature)
+            state = self.image_encoder.replace_feature(index, state, gated)
+        return dict(features=features, words=words, mask=mask)
+
+    def predict_response(self, inputs: Tensor,
+                         data_samples: SampleList) -> Tensor:
+        """Mask logits ``[B, 1, H / 4, W / 4]``."""
+        feats = self.extract_feat(inputs, self.tokenize(data_samples))
+        return self.decode_head.predict(feats['features'])
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        feats = self.extract_feat(inputs, self.tokenize(data_samples))
+        return self.decode_head.loss(feats['features'], data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples: SampleList = None):
+        return self.predict_response(inputs, data_samples)
