@@ -34,7 +34,12 @@ PROTOCOLS = dict(
     # The released PCNet validate.py: TRIS's rules, but only the first
     # expression of each ref is scored.
     pcnet=dict(box_mode='any_box', point_rule='index_inclusive',
-               gt_box='released', first_expression=True))
+               gt_box='released', first_expression=True),
+    # The released MagNet test.py: masks and GT (nearest) at 480x480, an
+    # empty union scores IoU 0; our box / point rules.
+    magnet=dict(box_mode='largest_cc', point_rule='pixel_center',
+                gt_box='float', first_expression=False,
+                eval_size=(480, 480), empty_iou=0.0))
 
 
 def first_expression_per_ref(results: List[dict]) -> List[dict]:
@@ -93,7 +98,8 @@ class RISMetric(BaseMetric):
       IoU > 0.5 with the GT box; an empty prediction is a miss.
     - ``BoxIoU`` (``box_mode='any_box'`` only): the IoU of the generated
       box that contains the peak (the released "box mIoU").
-    - mask intersection, union and IoU (1.0 when both masks are empty).
+    - mask intersection, union and IoU (1.0 when both masks are empty; 0
+      with ``protocol='magnet'``).
 
     ``compute_metrics`` reports, per ``split`` (keys ``'{split}/{name}'``;
     samples without a split give plain ``name`` keys), in percent:
@@ -122,10 +128,14 @@ class RISMetric(BaseMetric):
       response_decoder=dict(type='TRISOfficialMaskDecoder'))`` (R > 0; the
       "segmentor" proposal with the largest max response). ``'ours'`` and
       ``'tris'`` score every expression.
+    - ``'magnet'``: the released MagNet evaluation (yxchng/mask-grounding
+      ``test.py``): ``eval_size=(480, 480)`` by default (GT and mask
+      nearest-resized), IoU 0 for an empty union, ``ours``'s box / point
+      rules. Use it with ``MagNetMaskDecoder``.
 
     Args:
-        protocol (str): ``'ours'``, ``'tris'`` or ``'pcnet'``. Defaults to
-            'ours'.
+        protocol (str): ``'ours'``, ``'tris'``, ``'pcnet'`` or
+            ``'magnet'``. Defaults to 'ours'.
         mask_threshold (float, optional): If set, the predicted mask is
             ``response >= mask_threshold``; otherwise the model's
             ``pred_sem_seg`` is used. Defaults to None.
@@ -134,8 +144,8 @@ class RISMetric(BaseMetric):
             ``pred_sem_seg`` nearest, and the GT box scaled, before
             anything is computed (with ``mask_threshold`` set, the resized
             response is thresholded). Some repos evaluate at 480x480.
-            None evaluates at each image's original resolution.
-            Defaults to None.
+            None evaluates at each image's original resolution (or the
+            protocol's size, ``'magnet'``: 480x480). Defaults to None.
         prec_thresholds (Sequence[float]): IoU thresholds of ``Prec@X``.
             Defaults to (0.5, 0.6, 0.7, 0.8, 0.9).
         box_mode (str, optional): How ``AccBox`` boxes the predicted mask:
@@ -191,6 +201,9 @@ class RISMetric(BaseMetric):
             preset['first_expression']
             if first_expression is None else first_expression)
         self.digits = None if digits is None else int(digits)
+        self.empty_iou = float(preset.get('empty_iou', 1.0))
+        if eval_size is None:
+            eval_size = preset.get('eval_size')
         if eval_size is not None:
             eval_size = tuple(int(s) for s in eval_size)
             if len(eval_size) != 2 or min(eval_size) <= 0:
@@ -270,7 +283,7 @@ class RISMetric(BaseMetric):
         (``peak``: the response peak ``(y, x)``)."""
         inter, union = mask_intersection_union(pred_mask, gt_mask)
         scores = dict(intersection=inter, union=union,
-                      iou=inter / union if union > 0 else 1.0)
+                      iou=inter / union if union > 0 else self.empty_iou)
         if self.box_mode == 'any_box':
             scores['box_hit'], _, scores['box_iou'] = tris_box_hits(
                 tris_generate_boxes(pred_mask), peak, gt_box)
