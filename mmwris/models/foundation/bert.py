@@ -16,6 +16,7 @@ change the word features between blocks::
         words = fuse(words)
 """
 import math
+import string
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -33,6 +34,25 @@ BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
                  max_position_embeddings=512, type_vocab_size=2)
 # The extended attention mask of BERT (HF 2020): padding keys get -10000.
 MASK_VALUE = -10000.0
+
+
+CHARS = 'chars'
+
+
+def character_vocab() -> Dict[str, int]:
+    """A WordPiece vocabulary of single characters for runs without
+    downloaded files (toy data): ``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``,
+    ``[MASK]`` at bert-base-uncased's ids (0, 100-103, the other ids below
+    104 unused), then lower-case letters, digits and punctuation, alone
+    and as ``##`` continuations (240 entries): every word splits into its
+    characters."""
+    tokens = [f'[unused{i}]' for i in range(104)]
+    for index, token in ((0, '[PAD]'), (100, '[UNK]'), (101, '[CLS]'),
+                         (102, '[SEP]'), (103, '[MASK]')):
+        tokens[index] = token
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    tokens += list(chars) + ['##' + c for c in chars]
+    return {token: index for index, token in enumerate(tokens)}
 
 
 def build_bert(config: Optional[dict] = None) -> nn.Module:
@@ -62,8 +82,9 @@ class BertTextEncoder(BaseTextEncoder, BaseModule):
 
     Args:
         config (dict, optional): ``BertConfig`` fields over bert-base.
-        vocab_file (str, optional): Local WordPiece ``vocab.txt``; needed
-            only to tokenise strings.
+        vocab_file (str, optional): Local WordPiece ``vocab.txt``, or
+            ``'chars'``: :func:`character_vocab` (toy runs). Needed only to
+            tokenise strings.
         pretrained (str, optional): Local weights file (a ``BertModel``
             state dict; a ``bert.`` prefix is stripped and the pooler /
             pre-training heads are dropped).
@@ -142,8 +163,10 @@ class BertTextEncoder(BaseTextEncoder, BaseModule):
                 raise ValueError('BertTextEncoder needs vocab_file (a local '
                                  'vocab.txt) to tokenise strings.')
             from transformers import BertTokenizer
-            self._tokenizer = BertTokenizer(
-                self.vocab_file, do_lower_case=self.lower_case)
+            vocab = (character_vocab()
+                     if self.vocab_file == CHARS else self.vocab_file)
+            self._tokenizer = BertTokenizer(vocab,
+                                            do_lower_case=self.lower_case)
         return self._tokenizer
 
     def tokenize(self, texts: List[str]) -> Dict[str, Tensor]:

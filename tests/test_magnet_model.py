@@ -1,0 +1,129 @@
+"""MagNet components with random weights: the BERT encoder (contract,
+blocks, transformers' own forward), the fusions, the tiny toy model's
+predict path and tools/test.py on the toy data."""
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import REPO
+from mmwris.models.foundation import BertTextEncoder
+from mmwris.models.foundation.bert import character_vocab
+from mmwris.models.layers import MagNetImageFusion, MagNetTextFusion
+from mmwris.registry import MODELS
+from mmwris.structures import RISDataSample
+from mmwris.utils import register_all_modules
+
+register_all_modules()
+TOY = osp.join(REPO, 'configs', 'magnet',
+               'magnet_swin-tiny_1xb8-eval_toyrefer-128x128.py')
+SMALL_BERT = dict(vocab_size=256, hidden_size=16, num_hidden_layers=4,
+                  num_attention_heads=2, intermediate_size=32,
+                  max_position_embeddings=32)
+
+
+def small_bert(**kwargs):
+    torch.manual_seed(0)
+    return BertTextEncoder(config=SMALL_BERT, vocab_file='chars',
+                           context_length=12, block_layers=(2, 4), **kwargs)
+
+
+def test_character_vocab_tokenize():
+    encoder = small_bert()
+    vocab = character_vocab()
+    out = encoder.tokenize(['Red ox', 'a very long expression here'])
+    want = [101, vocab['r'], vocab['##e'], vocab['##d'], vocab['o'],
+            vocab['##x'], 102]
+    assert out['ids'][0, :7].tolist() == want
+    assert out['ids'][0, 7:].eq(0).all()
+    assert out['mask'][0].tolist() == [True] * 7 + [False] * 5
+    # Truncated to 12 ids: the [SEP] is lost (released tokenisation).
+    assert out['mask'][1].all() and out['ids'][1, -1] != 102
+
+
+def test_bert_encoder_matches_transformers_forward():
+    """Block by block through the layers' own modules = transformers'
+    BertModel forward with the same -10000 extended mask."""
+    encoder = small_bert().eval()
+    tokens = encoder.tokenize(['left zebra', 'the big blue one'])
+    out = encoder(tokens)
+    assert out['tokens'].shape == (2, 12, 16)
+    assert out['sentence'].shape == (2, 16) and encoder.embed_dim == 16
+    assert out['mask'].dtype == torch.bool
+    with torch.no_grad():
+        words = encoder.embeddings(input_ids=tokens['ids'])
+        ext = (1.0 - tokens['mask'][:, None, None].float()) * -10000.0
+        for layer in encoder.encoder.layer:
+            words = layer(words, ext)
+    torch.testing.assert_close(out['tokens'], words, atol=1e-5, rtol=1e-5)
+
+
+def test_bert_block_layers_checked():
+    with pytest.raises(ValueError):
+        BertTextEncoder(config=SMALL_BERT, block_layers=(2, 3))
+
+
+def test_fusions_start_switched_off():
+    """Zero-initialised tanh gates: at initialisation the gated map equals
+    the input and the words pass unchanged."""
+    torch.manual_seed(0)
+    image = MagNetImageFusion(8, 16)
+    text = MagNetTextFusion(16, 8)
+    visual, words = torch.randn(2, 8, 5, 5), torch.randn(2, 6, 16)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]])
+    feature, gated = image(visual, words, mask)
+    assert feature.shape == visual.shape
+    torch.testing.assert_close(gated, visual)
+    torch.testing.assert_close(text(words, visual, mask), words)
+
+
+def test_text_fusion_mask_modes():
+    """'released': real tokens' queries are zeroed (uniform attention);
+    'standard' keeps them, so the residuals differ."""
+    torch.manual_seed(0)
+    released = MagNetTextFusion(16, 8, mask_mode='released')
+    standard = MagNetTextFusion(16, 8, mask_mode='standard')
+    standard.load_state_dict(released.state_dict())
+    visual, words = torch.randn(1, 8, 4, 4), torch.randn(1, 6, 16)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    assert not torch.allclose(released.pwam(words, visual.flatten(2).mT,
+                                            mask),
+                              standard.pwam(words, visual.flatten(2).mT,
+                                            mask))
+    with pytest.raises(ValueError):
+        MagNetTextFusion(16, 8, mask_mode='other')
+
+
+def test_toy_model_predicts_masks():
+    cfg = Config.fromfile(TOY)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    samples = []
+    for text, ori in (('red circle left', (90, 70)),
+                      ('the blue square', (128, 128))):
+        samples.append(RISDataSample(metainfo=dict(
+            text=text, ori_shape=ori, img_shape=(128, 128),
+            batch_input_shape=(128, 128), pad_shape=(128, 128),
+            padding_size=[0, 0, 0, 0])))
+    inputs = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        response = model.predict_response(inputs, samples)
+        assert response.shape == (2, 1, 32, 32)
+        out = model.predict(inputs, samples)
+    assert out[0].pred_sem_seg.data.shape == (1, 90, 70)
+    assert out[1].seg_logits.data.min() >= 0  # sigmoid
+    with pytest.raises(NotImplementedError):
+        model.loss(inputs, samples)
+
+
+def test_tools_test_on_toy_data(toy_refer_root, tmp_path):
+    from test_tools import read_metrics, run
+    run([sys.executable, 'tools/test.py', TOY, '--work-dir',
+         str(tmp_path / 'wd'), '--cfg-options',
+         f'test_dataloader.dataset.data_root={toy_refer_root}'])
+    metrics = read_metrics(tmp_path / 'wd')
+    for split in ('val', 'testA', 'testB'):
+        for name in ('mIoU', 'oIoU', 'Prec@0.5'):
+            assert 0 <= metrics[f'{split}/{name}'] <= 100
