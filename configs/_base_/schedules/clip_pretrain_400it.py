@@ -2,9 +2,9 @@ _base_ = ['./adamw.py']
 # CLIP pretraining on the toy captions: AdamW as CLIP (betas 0.9/0.98,
 # eps 1e-6, weight decay 0.1 except gains, biases and the temperature),
 # 5e-4, a 50-iteration linear warm-up, then cosine decay to 0 at iteration
-# 600; validation every 200 iterations keeps the checkpoint with the best
+# 400; validation every 100 iterations keeps the checkpoint with the best
 # zero-shot accuracy.
-pretrain_iters = 600
+pretrain_iters = 400
 optim_wrapper = dict(
     optimizer=dict(lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1),
     paramwise_cfg=dict(
@@ -20,9 +20,9 @@ param_scheduler = [
          by_epoch=False),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=pretrain_iters,
-                 val_interval=200)
+                 val_interval=100)
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(by_epoch=False, interval=200, max_keep_ckpts=1,
+    checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=1,
                     save_best='clip/acc', rule='greater'))
 randomness = dict(seed=0)
