@@ -74,3 +74,28 @@ def test_released_evaluate_fixture():
     assert metrics['oIoU'] == pytest.approx(100 * data['oIoU'], abs=1e-10)
     for t, p in zip(data['prec_thresholds'], data['prec']):
         assert metrics[f'Prec@{t:g}'] == pytest.approx(100 * p, abs=1e-10)
+
+
+def test_gt_resized_like_the_released_transform():
+    """The preset's GT resize = PIL nearest (``targets_resized`` of
+    ``tiny_inputs.pt``, exact); cv2's INTER_NEAREST would differ."""
+    if not (fixtures_root() / 'magnet').is_dir():
+        pytest.skip('no MagNet official fixtures')
+    data = load('tiny_inputs.pt', 'magnet')
+    want = data['targets_resized'].numpy() > 0
+    metric = RISMetric(protocol='magnet', eval_size=want.shape[-2:])
+    for raw, target in zip(data['raw_targets_uint8'].numpy(), want):
+        np.testing.assert_array_equal(metric._resize_mask(raw > 0), target)
+
+
+def test_predictions_at_eval_size():
+    """A 480x480 prediction (MagNetMaskDecoder(output='input')) is scored
+    against the GT resized to 480x480; other protocols refuse it."""
+    gt = np.zeros((2, 4), np.uint8)
+    gt[:, :2] = 1  # left half
+    pred = np.zeros((480, 480), np.uint8)
+    pred[:, :240] = 1
+    metric = RISMetric(protocol='magnet', digits=None)
+    assert evaluate(metric, [sample(pred, gt)])['mIoU'] == pytest.approx(100)
+    with pytest.raises(ValueError):
+        RISMetric(protocol='ours').process(None, [sample(pred, gt)])

@@ -35,11 +35,13 @@ PROTOCOLS = dict(
     # expression of each ref is scored.
     pcnet=dict(box_mode='any_box', point_rule='index_inclusive',
                gt_box='released', first_expression=True),
-    # The released MagNet test.py: masks and GT (nearest) at 480x480, an
-    # empty union scores IoU 0; our box / point rules.
+    # The released MagNet test.py: masks and GT at 480x480 (PIL's nearest =
+    # cv2's INTER_NEAREST_EXACT), an empty union scores IoU 0; our box /
+    # point rules. Predictions may come at 480x480 already.
     magnet=dict(box_mode='largest_cc', point_rule='pixel_center',
                 gt_box='float', first_expression=False,
-                eval_size=(480, 480), empty_iou=0.0))
+                eval_size=(480, 480), empty_iou=0.0, nearest_exact=True,
+                predictions_at_eval_size=True))
 
 
 def first_expression_per_ref(results: List[dict]) -> List[dict]:
@@ -129,9 +131,11 @@ class RISMetric(BaseMetric):
       "segmentor" proposal with the largest max response). ``'ours'`` and
       ``'tris'`` score every expression.
     - ``'magnet'``: the released MagNet evaluation (yxchng/mask-grounding
-      ``test.py``): ``eval_size=(480, 480)`` by default (GT and mask
-      nearest-resized), IoU 0 for an empty union, ``ours``'s box / point
-      rules. Use it with ``MagNetMaskDecoder``.
+      ``test.py``): ``eval_size=(480, 480)`` by default (the GT resized
+      with PIL's nearest rule, ``cv2.INTER_NEAREST_EXACT``), IoU 0 for an
+      empty union, ``ours``'s box / point rules; predictions may already
+      be at ``eval_size`` (``MagNetMaskDecoder(output='input')``, the
+      released evaluation) or at the original size (nearest-resized).
 
     Args:
         protocol (str): ``'ours'``, ``'tris'``, ``'pcnet'`` or
@@ -202,6 +206,10 @@ class RISMetric(BaseMetric):
             if first_expression is None else first_expression)
         self.digits = None if digits is None else int(digits)
         self.empty_iou = float(preset.get('empty_iou', 1.0))
+        self.nearest = (cv2.INTER_NEAREST_EXACT
+                        if preset.get('nearest_exact') else cv2.INTER_NEAREST)
+        self.predictions_at_eval_size = bool(
+            preset.get('predictions_at_eval_size'))
         if eval_size is None:
             eval_size = preset.get('eval_size')
         if eval_size is not None:
@@ -244,7 +252,11 @@ class RISMetric(BaseMetric):
             pred_sem_seg = _map_2d(sample, 'pred_sem_seg') > 0
         for name, arr in (('seg_logits', response),
                           ('pred_sem_seg', pred_sem_seg)):
-            if arr is not None and arr.shape != gt_mask.shape:
+            at_eval_size = (self.predictions_at_eval_size
+                            and arr is not None
+                            and arr.shape == self.eval_size)
+            if arr is not None and arr.shape != gt_mask.shape and \
+                    not at_eval_size:
                 raise ValueError(f'{name} {arr.shape} and gt_sem_seg '
                                  f'{gt_mask.shape} differ in shape')
 
@@ -298,7 +310,7 @@ class RISMetric(BaseMetric):
         eh, ew = self.eval_size
         return cv2.resize(
             mask.astype(np.uint8), (ew, eh),
-            interpolation=cv2.INTER_NEAREST) > 0
+            interpolation=self.nearest) > 0
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Aggregate per-sample results into per-split percentages."""
