@@ -127,3 +127,42 @@ def test_tools_test_on_toy_data(toy_refer_root, tmp_path):
     for split in ('val', 'testA', 'testB'):
         for name in ('mIoU', 'oIoU', 'Prec@0.5'):
             assert 0 <= metrics[f'{split}/{name}'] <= 100
+
+
+def test_head_losses_and_gradients():
+    """Deep-supervised mask BCE + dice + class term; every trainable
+    parameter receives a gradient (DDP needs none unused)."""
+    cfg = Config.fromfile(TOY)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    samples = []
+    for i, text in enumerate(('red circle left', 'the blue square')):
+        gt = torch.zeros(1, 128, 128, dtype=torch.long)
+        gt[:, 20 + 30 * i:70 + 30 * i, 30:90] = 1
+        gt[:, :4] = 255
+        sample = RISDataSample(metainfo=dict(
+            text=text, ori_shape=(128, 128), img_shape=(128, 128)))
+        from mmengine.structures import PixelData
+        sample.gt_sem_seg = PixelData(data=gt)
+        samples.append(sample)
+    losses = model.loss(torch.randn(2, 3, 128, 128), samples)
+    layers = cfg.model.decode_head.predictor.num_layers
+    for name in ('loss_mask', 'loss_dice', 'loss_cls'):
+        assert name in losses
+        assert all(f'{name}_d{k}' in losses for k in range(layers))
+        assert f'{name}_d{layers}' not in losses
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and p.grad is None]
+    assert missing == []
+
+
+def test_tools_train_on_toy_data(toy_refer_root, tmp_path):
+    from test_tools import run
+    config = TOY.replace('1xb8-eval', '1xb8-2k')
+    run([sys.executable, 'tools/train.py', config, '--work-dir',
+         str(tmp_path / 'wd'), '--cfg-options', 'train_cfg.max_iters=2',
+         'train_cfg.val_interval=10', 'train_dataloader.batch_size=2',
+         f'train_dataloader.dataset.data_root={toy_refer_root}',
+         f'val_dataloader.dataset.data_root={toy_refer_root}'])
+    assert osp.isfile(tmp_path / 'wd' / 'iter_2.pth')

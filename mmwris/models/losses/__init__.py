@@ -3,11 +3,13 @@ from .classification_loss import ClassificationLoss
 from .instance_disambiguation_loss import InstanceDisambiguationLoss
 from .instance_disambiguation_released_loss import \
     ReleasedInstanceDisambiguationLoss
+from .mask_dice_loss import MaskDiceLoss, masked_dice_loss
 from .masked_bce_loss import MaskedBCELoss, masked_bce_with_logits
 from .region_shrinking_loss import RegionShrinkingLoss
 from .region_shrinking_released_loss import ReleasedRegionShrinkingLoss
 
 __all__ = [
+    'MaskDiceLoss', 'masked_dice_loss',
     'CalibrationLoss', 'ClassificationLoss', 'InstanceDisambiguationLoss',
     'MaskedBCELoss', 'RegionShrinkingLoss',
     'ReleasedInstanceDisambiguationLoss', 'ReleasedRegionShrinkingLoss',

@@ -67,6 +67,17 @@ class MagNetSegmentor(BaseRISSegmentor):
             for c in channels)
         self.decode_head = MODELS.build(dict(decode_head,
                                              in_channels=channels))
+        self.freeze_unused()
+
+    def freeze_unused(self) -> None:
+        """Freeze what no loss reaches (DDP needs a gradient for every
+        trainable parameter): the last stage's gate (its gated map has no
+        next stage) and the last text fusion (the decoder reads only the
+        image features). They stay in the state dict (released keys)."""
+        unused = [self.image_fusions[-1].gate, self.text_fusions[-1]]
+        for module in unused:
+            for param in module.parameters():
+                param.requires_grad = False
 
     def tokenize(self, data_samples: SampleList) -> Dict[str, Tensor]:
         return self.text_encoder.tokenize(self.texts_of(data_samples))
