@@ -166,3 +166,13 @@ def test_tools_train_on_toy_data(toy_refer_root, tmp_path):
          f'train_dataloader.dataset.data_root={toy_refer_root}',
          f'val_dataloader.dataset.data_root={toy_refer_root}'])
     assert osp.isfile(tmp_path / 'wd' / 'iter_2.pth')
+
+
+def test_dice_loss_hand_computed():
+    """p = sigmoid(0) = 0.5 on 4 valid pixels, 2 of them positive, one
+    pixel ignored: 1 - (2 * 1 + 1) / (2 + 2 + 1) = 0.4."""
+    from mmwris.models.losses import MaskDiceLoss
+    logits = torch.zeros(1, 1, 5)
+    target = torch.tensor([[[1, 1, 0, 0, 255]]])
+    loss = MaskDiceLoss(loss_weight=2.0)(logits[:, 0], target[:, 0])
+    assert float(loss) == pytest.approx(2 * 0.4)

@@ -1,9 +1,9 @@
 from typing import Optional
 
-import torch.nn as nn
 from torch import Tensor
 
 from mmwris.registry import MODELS
+from .masked_bce_loss import MaskedBCELoss
 
 
 def masked_dice_loss(logits: Tensor, target: Tensor,
@@ -32,8 +32,9 @@ def masked_dice_loss(logits: Tensor, target: Tensor,
 
 
 @MODELS.register_module()
-class MaskDiceLoss(nn.Module):
-    """:func:`masked_dice_loss` as a registered loss.
+class MaskDiceLoss(MaskedBCELoss):
+    """:func:`masked_dice_loss` as a registered loss (the weight, ignore
+    label and loss name handling of :class:`MaskedBCELoss`).
 
     Args:
         loss_weight (float): Weight of the loss.
@@ -45,15 +46,9 @@ class MaskDiceLoss(nn.Module):
     def __init__(self, loss_weight: float = 1.0, smooth: float = 1.0,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_dice') -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+        super().__init__(loss_weight=loss_weight, ignore_index=ignore_index,
+                         loss_name=loss_name)
         self.smooth = smooth
-        self.ignore_index = ignore_index
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
 
     def forward(self, logits: Tensor, target: Tensor,
                 weight: Optional[float] = None) -> Tensor:
