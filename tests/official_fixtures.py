@@ -131,3 +131,14 @@ class meta_parameters:
         module = torch.nn.Module
         module.register_parameter, module.register_buffer = self._saved
         return False
+
+
+def load_tool(relative_path: str):
+    """Import a script of the repository (e.g.
+    ``tools/model_converters/pcnet2mmwris.py``) as a module."""
+    import importlib.util
+    path = REPO_ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

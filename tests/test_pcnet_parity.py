@@ -7,7 +7,6 @@ state-dict shapes) must reproduce every stage's states and maps, the
 per-stage classification losses, RaS, IaD and the inference maps, within
 the README tolerances. Every size comes from the files.
 """
-import importlib.util
 import json
 import os.path as osp
 
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 
 from official_fixtures import (REPO_ROOT, assert_loads_strictly,
-                               fixture_path, load, require)
+                               fixture_path, load, load_tool, require)
 
 require('pcnet')
 
@@ -42,11 +41,7 @@ MAX_DIFFS = {}
 
 
 def converter():
-    path = osp.join(REPO_ROOT, 'tools', 'model_converters', 'pcnet2mmwris.py')
-    spec = importlib.util.spec_from_file_location('pcnet2mmwris', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join('tools', 'model_converters', 'pcnet2mmwris.py'))
 
 
 def check(name, ours, official, **tol):
