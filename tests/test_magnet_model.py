@@ -24,6 +24,22 @@ SMALL_BERT = dict(vocab_size=256, hidden_size=16, num_hidden_layers=4,
                   max_position_embeddings=32)
 
 
+def gt_samples():
+    """Two 128x128 training samples with rectangle GT masks (a few rows
+    ignored)."""
+    from mmengine.structures import PixelData
+    samples = []
+    for i, text in enumerate(('red circle left', 'the blue square')):
+        gt = torch.zeros(1, 128, 128, dtype=torch.long)
+        gt[:, 20 + 30 * i:70 + 30 * i, 30:90] = 1
+        gt[:, :4] = 255
+        sample = RISDataSample(metainfo=dict(
+            text=text, ori_shape=(128, 128), img_shape=(128, 128)))
+        sample.gt_sem_seg = PixelData(data=gt)
+        samples.append(sample)
+    return samples
+
+
 def small_bert(**kwargs):
     torch.manual_seed(0)
     return BertTextEncoder(config=SMALL_BERT, vocab_file='chars',
@@ -114,8 +130,6 @@ def test_toy_model_predicts_masks():
         out = model.predict(inputs, samples)
     assert out[0].pred_sem_seg.data.shape == (1, 90, 70)
     assert out[1].seg_logits.data.min() >= 0  # sigmoid
-    with pytest.raises(NotImplementedError):
-        model.loss(inputs, samples)
 
 
 def test_tools_test_on_toy_data(toy_refer_root, tmp_path):
@@ -135,17 +149,7 @@ def test_head_losses_and_gradients():
     cfg = Config.fromfile(TOY)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).train()
-    samples = []
-    for i, text in enumerate(('red circle left', 'the blue square')):
-        gt = torch.zeros(1, 128, 128, dtype=torch.long)
-        gt[:, 20 + 30 * i:70 + 30 * i, 30:90] = 1
-        gt[:, :4] = 255
-        sample = RISDataSample(metainfo=dict(
-            text=text, ori_shape=(128, 128), img_shape=(128, 128)))
-        from mmengine.structures import PixelData
-        sample.gt_sem_seg = PixelData(data=gt)
-        samples.append(sample)
-    losses = model.loss(torch.randn(2, 3, 128, 128), samples)
+    losses = model.loss(torch.randn(2, 3, 128, 128), gt_samples())
     layers = cfg.model.decode_head.predictor.num_layers
     for name in ('loss_mask', 'loss_dice', 'loss_cls'):
         assert name in losses
@@ -176,3 +180,65 @@ def test_dice_loss_hand_computed():
     target = torch.tensor([[[1, 1, 0, 0, 255]]])
     loss = MaskDiceLoss(loss_weight=2.0)(logits[:, 0], target[:, 0])
     assert float(loss) == pytest.approx(2 * 0.4)
+
+
+def test_mask_tokens():
+    from mmwris.models.layers import mask_tokens
+    ids = torch.tensor([[101, 5, 6, 7, 102, 0], [101, 8, 102, 0, 0, 0]])
+    mask = ids != 0
+    gen = torch.Generator().manual_seed(0)
+    corrupted, labels = mask_tokens(ids, mask, 0.0, 103, generator=gen,
+                                    replace=(1.0, 0.0))
+    # ratio 0: still one word per expression, never a special token.
+    assert (labels != -100).sum(1).tolist() == [1, 1]
+    chosen = labels != -100
+    assert torch.equal(labels[chosen], ids[chosen])
+    assert (corrupted[chosen] == 103).all()
+    assert torch.equal(corrupted[~chosen], ids[~chosen])
+    assert not chosen[:, 0].any() and not (ids[chosen] == 102).any()
+    _, labels = mask_tokens(ids, mask, 1.0, 103, generator=gen)
+    assert torch.equal(labels != -100, mask & (ids != 101) & (ids != 102))
+
+
+def test_mask_grounding_and_alignment_losses():
+    """The full training config: segmentation, alignment (p2t, p2p) and
+    Mask Grounding losses; the last text fusion trains again."""
+    cfg = Config.fromfile(TOY.replace('1xb8-eval', '1xb8-2k'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    losses = model.loss(torch.randn(2, 3, 128, 128), gt_samples())
+    for name in ('loss_align_p2t', 'loss_align_p2p', 'loss_mg', 'acc_mg'):
+        assert name in losses and torch.isfinite(losses[name])
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and p.grad is None]
+    assert missing == []
+    assert model.text_fusions[-1].gate[0].weight.requires_grad
+
+
+def test_alignment_loss_prefers_aligned_features():
+    """Pixels whose features point to the sentence on the target and away
+    elsewhere score lower than the reverse."""
+    from mmwris.models.losses import CrossModalAlignmentLoss
+    loss = CrossModalAlignmentLoss(pixel_channels=2, text_channels=2,
+                                   embed_dims=2)
+    with torch.no_grad():
+        loss.pixel_proj.weight.copy_(torch.eye(2)[..., None, None])
+        loss.pixel_proj.bias.zero_()
+        loss.text_proj.weight.copy_(torch.eye(2))
+        loss.text_proj.bias.zero_()
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[:, :2] = 1
+    sentence = torch.tensor([[1.0, 0.0]])
+    aligned = torch.zeros(1, 2, 4, 4)
+    aligned[:, 0, :2], aligned[:, 1, 2:] = 1, 1
+    reverse = aligned.flip(1)
+    good, bad = loss(aligned, sentence, target), loss(reverse, sentence,
+                                                      target)
+    assert good['loss_align_p2t'] < bad['loss_align_p2t']
+    # Pixel to pixel: target pixels that look like the background (one
+    # target row flipped) are penalised.
+    mixed = aligned.clone()
+    mixed[:, :, 0] = reverse[:, :, 0]
+    assert good['loss_align_p2p'] < 0.01
+    assert loss(mixed, sentence, target)['loss_align_p2p'] > 1.0

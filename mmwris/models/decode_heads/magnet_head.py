@@ -1,4 +1,4 @@
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -6,6 +6,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmwris.registry import MODELS
+from ..layers.mask_grounding import mask_tokens
 
 
 @MODELS.register_module()
@@ -39,6 +40,16 @@ class MagNetHead(BaseModule):
         deep_supervision (bool): Supervise every prediction (the one
             before the first decoder layer and after each layer, suffix
             ``_d{k}``) and not only the last.
+        mask_grounding (dict, optional): Enables Mask Grounding:
+            ``ratio`` (share of word tokens masked, default 0.15),
+            ``replace`` ((p_mask, p_random), default (0.8, 0.1)) and the
+            ``MaskGroundingBranch`` kwargs (``embed_dims``, ``num_layers``,
+            ``num_heads``, ``ffn_dims``, ``loss_weight``).
+        alignment (dict, optional): Enables the cross-modal alignment loss
+            (``CrossModalAlignmentLoss`` kwargs) on the mask features and
+            the final ``[CLS]`` word feature.
+        text_channels (int, optional): Word width (set by the segmentor).
+        vocab_size (int, optional): Vocabulary size (set by the segmentor).
     """
 
     def __init__(self,
@@ -51,6 +62,10 @@ class MagNetHead(BaseModule):
                                         loss_name='loss_dice'),
                  loss_cls_weight: float = 2.0,
                  deep_supervision: bool = True,
+                 mask_grounding: Optional[dict] = None,
+                 alignment: Optional[dict] = None,
+                 text_channels: Optional[int] = None,
+                 vocab_size: Optional[int] = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.loss_mask = MODELS.build(loss_mask)
@@ -66,6 +81,35 @@ class MagNetHead(BaseModule):
         predictor.setdefault('mask_dim',
                              self.pixel_decoder.mask_features.out_channels)
         self.predictor = MODELS.build(predictor)
+        self.mask_grounding = self.alignment = None
+        if mask_grounding is not None:
+            mask_grounding = dict(mask_grounding)
+            self.mask_ratio = float(mask_grounding.pop('ratio', 0.15))
+            self.mask_replace = tuple(mask_grounding.pop('replace',
+                                                         (0.8, 0.1)))
+            self.mask_grounding = MODELS.build(dict(
+                type='MaskGroundingBranch', text_channels=text_channels,
+                visual_channels=list(in_channels)[-1],
+                vocab_size=vocab_size, **mask_grounding))
+        if alignment is not None:
+            self.alignment = MODELS.build(dict(
+                type='CrossModalAlignmentLoss',
+                pixel_channels=self.pixel_decoder.mask_features.out_channels,
+                text_channels=text_channels, **alignment))
+
+    @property
+    def uses_words(self) -> bool:
+        """Whether a loss reads the final word features."""
+        return self.mask_grounding is not None or self.alignment is not None
+
+    def corrupt_tokens(self, tokenized: Dict[str, Tensor], mask_id: int,
+                       vocab_size: int) -> Tuple[Dict[str, Tensor], Tensor]:
+        """Mask Grounding's masked expression and its labels."""
+        ids, labels = mask_tokens(tokenized['ids'], tokenized['mask'],
+                                  self.mask_ratio, mask_id,
+                                  vocab_size=vocab_size,
+                                  replace=self.mask_replace)
+        return dict(tokenized, ids=ids), labels
 
     def forward(self, features: Sequence[Tensor]) -> Dict[str, object]:
         """``features`` (``[B, C_i, H_i, W_i]``, finest first) -> the
@@ -82,7 +126,9 @@ class MagNetHead(BaseModule):
         """The response ``[B, 1, h, w]``: the first query's mask logits."""
         return self.forward(features)['pred_masks'][:, :1]
 
-    def loss(self, features: Sequence[Tensor], data_samples) -> dict:
+    def loss(self, features: Sequence[Tensor], data_samples,
+             words: Optional[Tensor] = None,
+             grounding: Optional[dict] = None) -> dict:
         """Mask, dice and class losses of the predictions against each
         sample's ``gt_sem_seg`` (0/1, 255 ignored).
 
@@ -91,7 +137,11 @@ class MagNetHead(BaseModule):
         one query is always matched to the referred object (class 0).
         Keys: ``loss_mask``, ``loss_dice``, ``loss_cls`` for the final
         prediction, ``..._d{k}`` for prediction ``k`` before it (deep
-        supervision), and ``acc_seg``.
+        supervision), and ``acc_seg``; with the alignment loss
+        ``loss_align_p2t`` / ``loss_align_p2p`` (needs ``words``, the final
+        word features ``[B, N, Lw]``); with Mask Grounding ``loss_mg`` and
+        ``acc_mg`` (``grounding``: ``words`` and ``visual`` of the masked
+        pass, ``labels`` and ``word_embeddings``).
         """
         out = self.forward(features)
         target = torch.stack(
@@ -113,6 +163,14 @@ class MagNetHead(BaseModule):
                                            dtype=torch.long)
                 losses['loss_cls' + suffix] = self.loss_cls_weight * \
                     F.cross_entropy(logits.flatten(0, 1), objects.flatten())
+        if self.alignment is not None:
+            losses.update(self.alignment(out['mask_features'], words[:, 0],
+                                         target))
+        if self.mask_grounding is not None:
+            gt = target.masked_fill(target == self.loss_mask.ignore_index, 0)
+            losses.update(self.mask_grounding.loss(
+                grounding['words'], grounding['visual'], gt,
+                grounding['word_embeddings'], grounding['labels']))
         with torch.no_grad():
             valid = target != self.loss_mask.ignore_index
             correct = ((masks > 0) == (target == 1)) & valid

@@ -153,6 +153,23 @@ class BertTextEncoder(BaseTextEncoder, BaseModule):
         return super().train(mode and not self.frozen)
 
     @property
+    def vocab_size(self) -> int:
+        return self.embeddings.word_embeddings.num_embeddings
+
+    @property
+    def word_embeddings(self) -> Tensor:
+        """``[V, H]``, e.g. for a tied language-model head."""
+        return self.embeddings.word_embeddings.weight
+
+    @property
+    def mask_token_id(self) -> int:
+        """The id of ``[MASK]`` (103 in bert-base-uncased and the built-in
+        character vocabulary)."""
+        if self.vocab_file:
+            return self.tokenizer.mask_token_id
+        return 103
+
+    @property
     def num_blocks(self) -> int:
         return len(self.block_layers)
 

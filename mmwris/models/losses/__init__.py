@@ -1,5 +1,6 @@
 from .calibration_loss import CalibrationLoss
 from .classification_loss import ClassificationLoss
+from .cross_modal_alignment_loss import CrossModalAlignmentLoss
 from .instance_disambiguation_loss import InstanceDisambiguationLoss
 from .instance_disambiguation_released_loss import \
     ReleasedInstanceDisambiguationLoss
@@ -9,6 +10,7 @@ from .region_shrinking_loss import RegionShrinkingLoss
 from .region_shrinking_released_loss import ReleasedRegionShrinkingLoss
 
 __all__ = [
+    'CrossModalAlignmentLoss',
     'MaskDiceLoss', 'masked_dice_loss',
     'CalibrationLoss', 'ClassificationLoss', 'InstanceDisambiguationLoss',
     'MaskedBCELoss', 'RegionShrinkingLoss',

@@ -65,16 +65,20 @@ class MagNetSegmentor(BaseRISSegmentor):
             MODELS.build(
                 dict(text_fusion, text_channels=width, visual_channels=c))
             for c in channels)
-        self.decode_head = MODELS.build(dict(decode_head,
-                                             in_channels=channels))
+        self.decode_head = MODELS.build(dict(
+            decode_head, in_channels=channels, text_channels=width,
+            vocab_size=self.text_encoder.vocab_size))
         self.freeze_unused()
 
     def freeze_unused(self) -> None:
         """Freeze what no loss reaches (DDP needs a gradient for every
         trainable parameter): the last stage's gate (its gated map has no
-        next stage) and the last text fusion (the decoder reads only the
+        next stage) and, unless Mask Grounding or the alignment loss reads
+        the final words, the last text fusion (the decoder reads only the
         image features). They stay in the state dict (released keys)."""
-        unused = [self.image_fusions[-1].gate, self.text_fusions[-1]]
+        unused = [self.image_fusions[-1].gate]
+        if not self.decode_head.uses_words:
+            unused.append(self.text_fusions[-1])
         for module in unused:
             for param in module.parameters():
                 param.requires_grad = False
@@ -109,8 +113,25 @@ class MagNetSegmentor(BaseRISSegmentor):
         return self.decode_head.predict(feats['features'])
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        feats = self.extract_feat(inputs, self.tokenize(data_samples))
-        return self.decode_head.loss(feats['features'], data_samples)
+        """The head's losses. With Mask Grounding, a second pass encodes
+        the masked expressions with the image (the segmentation losses use
+        the unmasked pass)."""
+        tokenized = self.tokenize(data_samples)
+        feats = self.extract_feat(inputs, tokenized)
+        grounding = None
+        if self.decode_head.mask_grounding is not None:
+            masked, labels = self.decode_head.corrupt_tokens(
+                tokenized, self.text_encoder.mask_token_id,
+                self.text_encoder.vocab_size)
+            masked_feats = self.extract_feat(inputs, masked)
+            grounding = dict(
+                words=masked_feats['words'],
+                visual=masked_feats['features'][-1],
+                labels=labels.to(inputs.device),
+                word_embeddings=self.text_encoder.word_embeddings)
+        return self.decode_head.loss(feats['features'], data_samples,
+                                     words=feats['words'],
+                                     grounding=grounding)
 
     def _forward(self, inputs: Tensor, data_samples: SampleList = None):
         return self.predict_response(inputs, data_samples)
