@@ -1,0 +1,3 @@
+_base_ = ['./magnet_swin-b_4xb8-40e_refcoco-unc-480x480.py']
+# Ablation: without Mask Grounding.
+model = dict(decode_head=dict(mask_grounding=None))
