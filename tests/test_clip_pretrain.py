@@ -18,8 +18,9 @@ export = load_tool('model_converters', 'export_clip.py')
 TRIS_TINY = osp.join(REPO, 'configs', 'tris',
                      'tris_clip-tiny_1xb32-3k_toyrefer-128x128.py')
 # Zero-shot accuracy over the 20 shape-colour classes (chance 5 %) after the
-# fixture's 40 iterations, measured over seeds: see docs/toy_world.md.
-MIN_ZERO_SHOT_ACC = 20.0
+# fixture's 50 iterations of batch 32: 35.5 % (its corpus seed 5); 32.5,
+# 23.5 and 31.5 % with corpus seeds 6, 7 and 8 (docs/toy_world.md).
+MIN_ZERO_SHOT_ACC = 15.0
 
 
 def build_pretrainer(**kwargs):
@@ -174,7 +175,8 @@ def test_export_rejects_other_checkpoints(tmp_path):
 
 def test_pretraining_learns_zero_shot(pretrained_tiny_clip):
     """The runner's evaluation of the briefly pretrained CLIP on held-out
-    pairs: zero-shot classification and retrieval well above chance."""
+    pairs: zero-shot classification and retrieval well above chance (R@5
+    measured 4.1 to 7.2 times chance over corpus seeds 5 to 8)."""
     metrics = pretrained_tiny_clip.metrics
     assert metrics['clip/chance_acc'] == 5.0
     assert metrics['clip/acc'] >= MIN_ZERO_SHOT_ACC, metrics

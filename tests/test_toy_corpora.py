@@ -10,7 +10,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 
 from conftest import REPO, make_toy_refer, run_env
 from toy_world import load_tool, make_toy_corpora

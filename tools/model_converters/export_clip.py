@@ -10,7 +10,7 @@ The output holds the keys of ``open_clip.model.CLIP`` (``visual.*``,
 Usage::
 
     python tools/model_converters/export_clip.py \\
-        work_dirs/clip-tiny_1xb64-400it_toycaptions-128x128/best_clip_acc_iter_400.pth \\
+        WORK_DIR/best_clip_acc_iter_400.pth \\
         checkpoints/clip-tiny_toycaptions.pth
 """
 import argparse
