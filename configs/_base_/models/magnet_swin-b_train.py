@@ -5,15 +5,17 @@
 # released protocol (./magnet_released_eval.py). Weights from local files:
 # model.text_encoder.{pretrained, vocab_file} (bert-base-uncased) and the
 # ImageNet-22k Swin-B (window 12, 384) converted with mmseg's swin2mmseg:
-# model.image_encoder.init_cfg=dict(type='Pretrained', checkpoint=...).
+# model.image_encoder.init_cfg.checkpoint (required: training starts from it).
 _base_ = ['./magnet_released_eval.py']
-model = dict(decode_head=dict(
-    mask_grounding=dict(ratio=0.15, replace=(0.8, 0.1), embed_dims=256,
-                        num_layers=1, num_heads=8, ffn_dims=1024,
-                        loss_weight=1.0),
-    alignment=dict(embed_dims=256, text_temperature=0.1,
-                   pixel_temperature=0.1, text_weight=1.0, pixel_weight=1.0,
-                   max_negatives=1024)))
+model = dict(
+    image_encoder=dict(init_cfg=dict(type='Pretrained', checkpoint=None)),
+    decode_head=dict(
+        mask_grounding=dict(ratio=0.15, replace=(0.8, 0.1), embed_dims=256,
+                            num_layers=1, num_heads=8, ffn_dims=1024,
+                            loss_weight=1.0),
+        alignment=dict(embed_dims=256, text_temperature=0.1,
+                       pixel_temperature=0.1, text_weight=1.0,
+                       pixel_weight=1.0, max_negatives=1024)))
 magnet_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadRISAnnotations')
