@@ -1,6 +1,6 @@
 # Tiny CLIP pretraining on the toy captions (docs/toy_world.md): 400
 # iterations of batch 64 (6.4 epochs of the default 4000 pairs), about
-# 8 minutes on one CPU thread. Export the best checkpoint with
+# 10 minutes on one (shared) CPU thread. Export the best checkpoint with
 # tools/model_converters/export_clip.py for the toy configs' pretrained=.
 _base_ = [
     '../_base_/models/clip-pretrain_clip-tiny.py',
