@@ -9,6 +9,15 @@ from ..utils.staged_encoder import check_staged
 from .base_ris import BaseRISSegmentor
 
 
+def per_stage(cfg: dict, index: int) -> dict:
+    """``cfg`` with a per-stage ``num_heads`` list resolved for stage
+    ``index`` (the released ``num_heads_fusion``)."""
+    heads = cfg.get('num_heads')
+    if isinstance(heads, (list, tuple)):
+        return dict(cfg, num_heads=heads[index])
+    return cfg
+
+
 @MODELS.register_module()
 class MagNetSegmentor(BaseRISSegmentor):
     """MagNet (Mask Grounding, CVPR'24): two-way early fusion between a
@@ -27,10 +36,11 @@ class MagNetSegmentor(BaseRISSegmentor):
             block per image stage).
         decode_head (dict): ``MagNetHead`` (``in_channels`` filled in).
         image_fusion (dict): ``MagNetImageFusion`` kwargs other than the
-            channels (``pool_sizes``, ``reduction``, ``num_heads``,
-            ``dropout``).
+            channels (``pool_sizes``, ``reduction``, ``num_heads``: an int
+            or one per stage, ``dropout``).
         text_fusion (dict): ``MagNetTextFusion`` kwargs other than the
-            channels (``num_heads``, ``dropout``, ``mask_mode``).
+            channels (``num_heads``: an int or one per stage, ``dropout``,
+            ``mask_mode``).
         **kwargs: ``data_preprocessor``, ``train_cfg``, ``test_cfg``
             (``mask_decoder``, default ``MagNetMaskDecoder``) and
             ``init_cfg``.
@@ -59,12 +69,13 @@ class MagNetSegmentor(BaseRISSegmentor):
         image_fusion = dict(type='MagNetImageFusion', **(image_fusion or {}))
         text_fusion = dict(type='MagNetTextFusion', **(text_fusion or {}))
         self.image_fusions = nn.ModuleList(
-            MODELS.build(dict(image_fusion, channels=c, text_channels=width))
-            for c in channels)
+            MODELS.build(dict(per_stage(image_fusion, i), channels=c,
+                              text_channels=width))
+            for i, c in enumerate(channels))
         self.text_fusions = nn.ModuleList(
-            MODELS.build(
-                dict(text_fusion, text_channels=width, visual_channels=c))
-            for c in channels)
+            MODELS.build(dict(per_stage(text_fusion, i), text_channels=width,
+                              visual_channels=c))
+            for i, c in enumerate(channels))
         self.decode_head = MODELS.build(dict(
             decode_head, in_channels=channels, text_channels=width,
             vocab_size=self.text_encoder.vocab_size))
