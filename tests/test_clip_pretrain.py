@@ -165,6 +165,25 @@ def test_retrieval_metric_by_hand():
     assert result['clip/acc'] == 75.0 and result['clip/chance_acc'] == 50.0
 
 
+def test_export_cli_keeps_the_clip_weights_only(tmp_path, monkeypatch,
+                                                capsys):
+    """``clip.*`` keys (also under DDP's ``module.``) lose their prefix;
+    the data preprocessor's buffers and the runner's extras are dropped."""
+    from mmwris.models.foundation import read_state_dict
+
+    path, out = str(tmp_path / 'iter_1.pth'), str(tmp_path / 'clip.pth')
+    torch.save({'meta': {'iter': 1}, 'state_dict': {
+        'clip.logit_scale': torch.tensor(2.0),
+        'module.clip.visual.conv1.weight': torch.ones(2, 3),
+        'data_preprocessor.mean': torch.zeros(3)}}, path)
+    monkeypatch.setattr('sys.argv', ['export_clip.py', path, out])
+    export.main()
+    assert 'Wrote 2 tensors' in capsys.readouterr().out
+    state_dict, _ = read_state_dict(out)
+    assert sorted(state_dict) == ['logit_scale', 'visual.conv1.weight']
+    assert state_dict['logit_scale'] == 2.0
+
+
 def test_export_rejects_other_checkpoints(tmp_path):
     path = str(tmp_path / 'other.pth')
     torch.save({'state_dict': {'backbone.conv.weight': torch.ones(1)}}, path)

@@ -13,6 +13,7 @@ and metrics are cached in pytest's cache folder under a key of the settings
 and of the code they come from, so later sessions reuse them (``pytest
 --cache-clear`` starts over).
 """
+import glob
 import hashlib
 import importlib.util
 import json
@@ -142,6 +143,8 @@ def pretrain_tiny_clip(folder: str) -> PretrainedCLIP:
         export = load_tool('model_converters', 'export_clip.py')
         export.export_clip(
             osp.join(work_dir, f'iter_{PRETRAIN_ITERS}.pth'), weights)
+        for name in glob.glob(osp.join(work_dir, '*.pth')):
+            os.remove(name)  # the exported CLIP is what is kept
         atomic_write_json(summary_file,
                           dict(metrics=metrics, train_seconds=seconds))
     with open(summary_file) as f:
