@@ -242,3 +242,28 @@ def test_alignment_loss_prefers_aligned_features():
     mixed[:, :, 0] = reverse[:, :, 0]
     assert good['loss_align_p2p'] < 0.01
     assert loss(mixed, sentence, target)['loss_align_p2p'] > 1.0
+
+
+def test_bert_weights_from_a_hf_style_file(tmp_path):
+    """A ``bert.``-prefixed checkpoint with the old LayerNorm gamma/beta
+    names, a pooler and pre-training heads loads strictly; a wrong size is
+    named in the error."""
+    source = small_bert()
+    state = {}
+    for key, value in source.state_dict().items():
+        key = key.replace('LayerNorm.weight', 'LayerNorm.gamma').replace(
+            'LayerNorm.bias', 'LayerNorm.beta')
+        state['bert.' + key] = value.clone()
+    state['bert.pooler.dense.weight'] = torch.zeros(16, 16)
+    state['cls.predictions.bias'] = torch.zeros(256)
+    state['bert.embeddings.position_ids'] = torch.arange(32)[None]
+    path = tmp_path / 'pytorch_model.bin'
+    torch.save(state, path)
+    torch.manual_seed(1)
+    loaded = BertTextEncoder(config=SMALL_BERT, pretrained=str(path),
+                             block_layers=(2, 4))
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(RuntimeError, match='shape mismatches 1'):
+        BertTextEncoder(config=dict(SMALL_BERT, intermediate_size=8),
+                        pretrained=str(path), block_layers=(2, 4))

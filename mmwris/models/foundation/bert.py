@@ -16,6 +16,7 @@ change the word features between blocks::
         words = fuse(words)
 """
 import math
+import re
 import string
 from typing import Dict, List, Optional, Sequence
 
@@ -25,7 +26,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmwris.registry import MODELS
-from .checkpoint import load_weights_strict
+from .checkpoint import list_keys, read_state_dict
 from .text_encoder import BaseTextEncoder
 
 # bert-base-uncased (= BertConfig() defaults).
@@ -70,6 +71,49 @@ def extended_attention_mask(mask: Tensor, dtype=torch.float32) -> Tensor:
     return (1.0 - mask[:, None, None, :].to(dtype)) * MASK_VALUE
 
 
+def bert_state_dict(path: str) -> Dict[str, Tensor]:
+    """A local BERT checkpoint as ``BertModel`` keys.
+
+    Reads ``.safetensors`` or torch files (``pytorch_model.bin``); strips a
+    ``bert.`` prefix, renames the old ``LayerNorm.gamma`` / ``beta`` to
+    ``weight`` / ``bias`` and drops the pooler, the pre-training heads
+    (``cls.*``) and the ``position_ids`` / ``token_type_ids`` buffers.
+    """
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        state_dict = load_file(path, device='cpu')
+    else:
+        state_dict, _ = read_state_dict(path, 'BERT')
+    out = {}
+    for key, value in state_dict.items():
+        key = key[len('bert.'):] if key.startswith('bert.') else key
+        if key.startswith(('pooler.', 'cls.')) or key.endswith(
+                ('position_ids', 'token_type_ids')):
+            continue
+        key = re.sub(r'LayerNorm\.gamma$', 'LayerNorm.weight', key)
+        key = re.sub(r'LayerNorm\.beta$', 'LayerNorm.bias', key)
+        out[key] = value
+    return out
+
+
+def load_bert_weights(encoder: nn.Module, path: str) -> None:
+    """Load :func:`bert_state_dict` into ``encoder`` strictly (an error
+    names the missing, unexpected and wrongly shaped keys)."""
+    state_dict = bert_state_dict(path)
+    own = encoder.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [k for k in own if k in state_dict
+                  and state_dict[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        raise RuntimeError(
+            f'The BERT weights in "{path}" do not match the configured '
+            f'BERT. Missing keys {list_keys(missing)}; unexpected keys '
+            f'{list_keys(unexpected)}; shape mismatches '
+            f'{list_keys(mismatched)}.')
+    encoder.load_state_dict(state_dict, strict=True)
+
+
 @MODELS.register_module()
 class BertTextEncoder(BaseTextEncoder, BaseModule):
     """BERT through the text-encoder contract, runnable block by block.
@@ -85,9 +129,9 @@ class BertTextEncoder(BaseTextEncoder, BaseModule):
         vocab_file (str, optional): Local WordPiece ``vocab.txt``, or
             ``'chars'``: :func:`character_vocab` (toy runs). Needed only to
             tokenise strings.
-        pretrained (str, optional): Local weights file (a ``BertModel``
-            state dict; a ``bert.`` prefix is stripped and the pooler /
-            pre-training heads are dropped).
+        pretrained (str, optional): Local weights file (HF
+            ``pytorch_model.bin`` or ``.safetensors``; see
+            :func:`bert_state_dict`), loaded strictly.
         context_length (int): Tokens per expression (20 in MagNet).
         block_layers (Sequence[int]): The end layer (exclusive) of each
             block, e.g. ``(3, 6, 9, 12)``: four blocks of three layers.
@@ -129,25 +173,10 @@ class BertTextEncoder(BaseTextEncoder, BaseModule):
         self._tokenizer = None
         self.frozen = frozen
         if pretrained:
-            load_weights_strict(self, pretrained, what='BERT',
-                                drop_keys=self._foreign_keys(pretrained))
+            load_bert_weights(self, pretrained)
         if frozen:
             for param in self.parameters():
                 param.requires_grad = False
-
-    @staticmethod
-    def _foreign_keys(path: str) -> List[str]:
-        """Keys of a HF checkpoint that are not ``BertModel`` weights."""
-        from .checkpoint import read_state_dict
-        state_dict, _ = read_state_dict(path, 'BERT')
-        return [k for k in state_dict
-                if k.startswith(('pooler.', 'cls.', 'bert.pooler.'))]
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        """Accept ``bert.``-prefixed HF keys."""
-        state_dict = {(k[len('bert.'):] if k.startswith('bert.') else k): v
-                      for k, v in state_dict.items()}
-        return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
     def train(self, mode: bool = True):
         return super().train(mode and not self.frozen)
