@@ -4,7 +4,8 @@ The architectures are built from ``segment_anything.modeling`` classes with
 the settings below; the official ``vit_b``/``vit_l``/``vit_h`` settings give
 the same state-dict keys as ``segment_anything.sam_model_registry``, so the
 released checkpoints (``sam_vit_b_01ec64.pth``...) load strictly.
-``vit_tiny`` is a ~91k-parameter model for tests and CPU smoke runs.
+``vit_tiny`` is a ~91k-parameter model for tests and CPU smoke runs;
+``vit_toy`` the stand-in pretrained on the toy mask corpus (docs/toy_sam.md).
 """
 import copy
 from functools import partial
@@ -46,6 +47,13 @@ SAM_ARCHS: Dict[str, dict] = {
                      image_size=128, window_size=4, prompt_embed_dim=32,
                      mask_in_chans=4, decoder_mlp_dim=64,
                      decoder_num_heads=2, iou_head_hidden_dim=32),
+    # The toy-world stand-in (configs/pretrain/sam-tiny_*): 8-pixel patches
+    # give 64 x 64 low-res masks for 128-pixel inputs.
+    'vit_toy': dict(encoder_embed_dim=64, encoder_depth=2,
+                    encoder_num_heads=2, encoder_global_attn_indexes=(1, ),
+                    image_size=128, patch_size=8, window_size=8,
+                    prompt_embed_dim=64, mask_in_chans=8, decoder_mlp_dim=256,
+                    decoder_num_heads=2, iou_head_hidden_dim=64),
 }
 
 
