@@ -8,7 +8,6 @@ import copy
 import glob
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config

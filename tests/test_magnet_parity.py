@@ -11,7 +11,6 @@ The tiny released-architecture state dict, converted with
 full-size layout (``checkpoint_keys.json``) must load strictly into the
 paper config, on the meta device.
 """
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -19,11 +18,10 @@ import re
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.structures import PixelData
 
 from official_fixtures import (REPO_ROOT, assert_loads_strictly, fixture_path,
-                               load, meta_parameters, meta_state_dict,
-                               require)
+                               load, load_tool, meta_parameters,
+                               meta_state_dict, require)
 
 require('magnet')
 
@@ -35,16 +33,12 @@ register_all_modules()
 
 PAPER_MODEL = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
                        'magnet_swin-b.py')
-CONVERTER = osp.join(REPO_ROOT, 'tools', 'model_converters',
-                     'magnet2mmwris.py')
+CONVERTER = 'tools/model_converters/magnet2mmwris.py'
 MAX_ERRORS = {}
 
 
 def converter():
-    spec = importlib.util.spec_from_file_location('magnet2mmwris', CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(CONVERTER)
 
 
 def tolerance(key):
