@@ -177,3 +177,20 @@ def test_proposals_from_the_export(pretrained_tiny_sam):
     masks, scores = generator(image)
     assert masks.shape[1:] == image.shape[:2] and len(masks) == len(scores)
     assert len(masks) > 0
+
+
+def test_prompt_metric_on_hand_built_masks():
+    from mmwris.evaluation.metrics.sam_prompt_metric import SAMPromptMetric
+    gt = torch.zeros(2, 4, 4, dtype=torch.bool)
+    gt[0, :2, :2] = True  # 4 pixels
+    gt[1, 2:, :] = True  # 8 pixels
+    half = gt.clone()
+    half[1, 3] = False  # IoU 0.5
+    multi = torch.stack([torch.zeros_like(gt), gt, half], 1)
+    metric = SAMPromptMetric()
+    metric.process(None, [dict(gt_masks_ori=gt, pred_point_masks=half,
+                               pred_box_masks=gt,
+                               pred_point_multimasks=multi)])
+    out = metric.compute_metrics(metric.results)
+    assert out['point_mIoU'] == 75.0 and out['point_P@75'] == 50.0
+    assert out['box_mIoU'] == 100.0 and out['point_oracle_mIoU'] == 100.0

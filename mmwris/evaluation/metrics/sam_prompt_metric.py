@@ -24,7 +24,9 @@ class SAMPromptMetric(BaseMetric):
     farthest from the boundary; the multimask output with the highest
     predicted IoU) and from its box (``pred_box_masks``), against
     ``gt_masks_ori`` at the original size. Also reports the share of
-    instances with IoU >= 0.5 / 0.75 (``point_P@50``, ...)."""
+    instances with IoU >= 0.5 / 0.75 (``point_P@50``, ...) and, when the
+    model gives all three point outputs (``pred_point_multimasks``), the
+    oracle ``point_oracle_mIoU`` (the best of the three per instance)."""
     default_prefix = 'val'
     PROMPTS = ('point', 'box')
 
@@ -33,10 +35,17 @@ class SAMPromptMetric(BaseMetric):
             if not isinstance(sample, dict):
                 sample = sample.to_dict()
             gt = sample['gt_masks_ori'].cpu().numpy()
-            self.results.append({
+            result = {
                 p: instance_ious(sample[f'pred_{p}_masks'].cpu().numpy(), gt)
                 for p in self.PROMPTS
-            })
+            }
+            if 'pred_point_multimasks' in sample:
+                multi = sample['pred_point_multimasks'].cpu().numpy()
+                result['point_oracle'] = np.max([
+                    instance_ious(multi[:, k], gt)
+                    for k in range(multi.shape[1])
+                ], 0) if len(gt) else np.zeros(0)
+            self.results.append(result)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         metrics = {}
@@ -48,4 +57,8 @@ class SAMPromptMetric(BaseMetric):
             metrics[f'{p}_mIoU'] = float(ious.mean() * 100)
             for t in (50, 75):
                 metrics[f'{p}_P@{t}'] = float((ious >= t / 100).mean() * 100)
+        if results and all('point_oracle' in r for r in results):
+            ious = np.concatenate([r['point_oracle'] for r in results])
+            metrics['point_oracle_mIoU'] = float(
+                ious.mean() * 100) if len(ious) else 0.0
         return metrics

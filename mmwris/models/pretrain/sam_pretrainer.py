@@ -38,7 +38,8 @@ class SAMPretrainer(BaseModel):
     ``prompt_boxes [N, 4]`` (xyxy) in the same frame.
     Prediction sets ``pred_point_masks`` (the multimask output with the
     highest predicted IoU) and ``pred_box_masks``, ``[N, H0, W0]`` bool at
-    the original size ``ori_shape``.
+    the original size ``ori_shape``, and ``pred_point_multimasks``
+    ``[N, 3, H0, W0]`` (all three outputs, for the oracle score).
 
     Args:
         arch (str | dict): SAM architecture (see ``SAM_ARCHS``).
@@ -226,8 +227,10 @@ class SAMPretrainer(BaseModel):
             point_masks = low_res[torch.arange(n), best][:, None]
             box_masks = self.decode(embedding, None, None, boxes, None)[0]
             for name, masks in (('pred_point_masks', point_masks),
+                                ('pred_point_multimasks', low_res[:, 1:]),
                                 ('pred_box_masks', box_masks[:, :1])):
                 full = self.sam.postprocess_masks(masks, input_size,
-                                                  ori_shape)
-                setattr(sample, name, (full[:, 0] > 0).cpu())
+                                                  ori_shape) > 0
+                setattr(sample, name,
+                        (full[:, 0] if full.shape[1] == 1 else full).cpu())
         return data_samples
