@@ -50,6 +50,9 @@ def test_config_is_the_toy_clip_with_open_clip_loss():
 def _two_rank_worker(rank, init_file, images, texts, out_file):
     import torch.distributed as dist
 
+    from mmwris.utils import register_all_modules
+    register_all_modules()  # a spawned process starts without the registry
+    torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
                             rank=rank, world_size=2)
     torch.manual_seed(0)
@@ -78,7 +81,7 @@ def test_two_ranks_train_as_one_batch(tmp_path):
     texts = [f'a {c} {s}' for c in ('red', 'blue') for s in
              ('circle', 'square', 'triangle', 'plus')]
     mp.start_processes(
-        _two_rank_worker, nprocs=2, start_method='fork',
+        _two_rank_worker, nprocs=2, start_method='spawn',
         args=(str(tmp_path / 'init'), images, texts,
               str(tmp_path / 'rank0.pth')))
     torch.manual_seed(0)
