@@ -181,16 +181,28 @@ def run_ok(cmd, timeout=600, workers=1):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
-def kill_after(cmd, path, timeout=300):
-    """Start ``cmd``, SIGKILL it as soon as ``path`` exists."""
+def _names(path, ending):
+    """``path`` exists and (if ``ending``) its text ends with ``ending``."""
+    if not osp.exists(path):
+        return False
+    if ending is None:
+        return True
+    with open(path) as f:
+        return f.read().endswith(ending)
+
+
+def kill_after(cmd, path, timeout=300, ending=None):
+    """Start ``cmd``, SIGKILL it as soon as ``path`` exists (and, with
+    ``ending``, its text ends with it, e.g. ``last_checkpoint`` naming a
+    checkpoint: written after the checkpoint file itself)."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=run_env(1),
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     start = time.time()
-    while not osp.exists(path):
+    while not _names(path, ending):
         assert proc.poll() is None, 'the run ended before the checkpoint'
         assert time.time() - start < timeout
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -200,8 +212,8 @@ def test_killed_and_resumed_training_is_identical(toy_refer_root, tmp_path):
     resumed run even loads with 2 workers)."""
     whole, resumed = tmp_path / 'whole', tmp_path / 'resumed'
     run_ok(train_cmd(toy_refer_root, whole, 12))
-    kill_after(train_cmd(toy_refer_root, resumed, 12), resumed /
-               'iter_4.pth')
+    kill_after(train_cmd(toy_refer_root, resumed, 12),
+               resumed / 'last_checkpoint', ending='iter_4.pth')
     assert open(resumed / 'last_checkpoint').read().endswith('iter_4.pth')
     run_ok(train_cmd(toy_refer_root, resumed, 12,
                      ['train_dataloader.num_workers=2']) + ['--resume'])

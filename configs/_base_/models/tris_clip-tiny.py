@@ -29,4 +29,5 @@ model = dict(
 # No trained CLIP scorer for PRMS on the from-scratch toy model; the dense
 # CRF gave the best pseudo labels on the toy data (README).
 pseudo_label_cfg = dict(
-    prms=False, scorer=None, refiner=dict(type='DenseCRFRefiner'))
+    prms=False, scorer=None,
+    refiner=dict(_delete_=True, type='DenseCRFRefiner'))
