@@ -1,30 +1,16 @@
 """``IRNRefiner``: the released TRIS pseudo labels (seeds -> IRN -> walk)."""
-from collections.abc import Mapping
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.config import ConfigDict
 
 from mmwris.registry import TASK_UTILS
 from .instances import irn_foreground
 from .seeds import irn_seed_labels, normalized_cam
-from .train import load_irn, train_irn
+from .train import IMAGENET_MEAN, IMAGENET_STD, load_irn, train_irn
 
 __all__ = ['IRNRefiner']
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-
-
-def _plain(value):
-    """Config values as plain dicts / lists (``ConfigDict`` does not load
-    back with ``weights_only=True`` from the weights' metadata)."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(item) for item in value)
-    return value
-
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @TASK_UTILS.register_module()
@@ -87,9 +73,11 @@ class IRNRefiner:
         self.bg_thr = float(bg_thr)
         self.crf = TASK_UTILS.build(crf) if crf else None
         self.gt_prob = float(gt_prob)
-        self.network = _plain(network)
-        self.train_cfg = _plain(train or {})
-        self.walk_cfg = _plain(walk or {})
+        # plain dicts: a ConfigDict in the weights' metadata would not load
+        # back with weights_only=True
+        self.network = ConfigDict(network).to_dict()
+        self.train_cfg = ConfigDict(train or {}).to_dict()
+        self.walk_cfg = ConfigDict(walk or {}).to_dict()
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.net = None

@@ -28,12 +28,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from mmwris.models.foundation.checkpoint import (load_weights_strict,
                                                  read_state_dict)
 from mmwris.utils.io import atomic_write_bytes
+from ..refiners import IGNORE_INDEX
 from .net import AffinityDisplacementNet
 from .path_index import PathIndex, affinity_labels
 
 __all__ = ['IRNSeedDataset', 'train_irn', 'load_irn']
 
-IGNORE_INDEX = 255
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # The released PolyOptimizer: lr = lr0 * (1 - step / max_step) ** 0.9.
