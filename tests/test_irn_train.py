@@ -392,8 +392,7 @@ def test_training_learns_the_square_boundaries(squares, tmp_path):
         margins.append(edge[np.abs(outside) <= 2].mean() -
                        edge[outside <= -6].mean())
     # measured: smallest margin 0.24 on 1 thread, 0.14 on 2 (mean 0.19;
-    # the float reductions, so the 20 SGD steps, differ); an
-    # untrained boundary map gives about 0
+    # the float reductions, so the 20 SGD steps, differ)
     assert np.mean(margins) > 0.12 and min(margins) > 0.05, margins
 
     # a finished run is not redone
