@@ -6,6 +6,8 @@ from .instance_disambiguation_released_loss import \
     ReleasedInstanceDisambiguationLoss
 from .mask_dice_loss import MaskDiceLoss, masked_dice_loss
 from .masked_bce_loss import MaskedBCELoss, masked_bce_with_logits
+from .ppt_losses import (PPTMaskCalibrationLoss, PPTNegativePointLoss,
+                         PPTSpreadLoss)
 from .region_shrinking_loss import RegionShrinkingLoss
 from .region_shrinking_released_loss import ReleasedRegionShrinkingLoss
 
@@ -13,7 +15,8 @@ __all__ = [
     'CrossModalAlignmentLoss',
     'MaskDiceLoss', 'masked_dice_loss',
     'CalibrationLoss', 'ClassificationLoss', 'InstanceDisambiguationLoss',
-    'MaskedBCELoss', 'RegionShrinkingLoss',
+    'MaskedBCELoss', 'PPTMaskCalibrationLoss', 'PPTNegativePointLoss',
+    'PPTSpreadLoss', 'RegionShrinkingLoss',
     'ReleasedInstanceDisambiguationLoss', 'ReleasedRegionShrinkingLoss',
     'masked_bce_with_logits'
 ]

@@ -2,11 +2,14 @@
 from .base import BaseMaskDecoder
 from .magnet import MagNetMaskDecoder
 from .peak_proposal import PeakProposalMaskDecoder
+from .point_prompt_sam import (PointPromptSAMDecoder, ResponsePeakSAMDecoder,
+                               SAMPromptMaskDecoder)
 from .threshold import ThresholdMaskDecoder
 from .tris_official import TRISOfficialMaskDecoder
 
 __all__ = [
     'MagNetMaskDecoder',
-    'BaseMaskDecoder', 'PeakProposalMaskDecoder', 'ThresholdMaskDecoder',
+    'BaseMaskDecoder', 'PeakProposalMaskDecoder', 'PointPromptSAMDecoder',
+    'ResponsePeakSAMDecoder', 'SAMPromptMaskDecoder', 'ThresholdMaskDecoder',
     'TRISOfficialMaskDecoder'
 ]
