@@ -6,6 +6,7 @@ from mmseg.datasets.transforms import PackSegInputs
 from mmwris.registry import TRANSFORMS
 from mmwris.structures import RISDataSample
 from mmwris.structures import fields as F
+from .sam_embedding import SAM_EMBEDDING
 
 RIS_META_KEYS = F.META_KEYS
 
@@ -26,6 +27,9 @@ class PackRISInputs(PackSegInputs):
     of the same image) and the mask proposals: ``gt_proposals [H, W, M]``
     (uint8, a seg field, so geometric transforms move it) is packed as
     ``data_sample.gt_proposals`` = ``PixelData [M, H, W]``.
+
+    PPT: a ``sam_embedding`` (``LoadSAMEmbedding``, a tensor ``[C, h, w]``)
+    is packed as the data field ``data_sample.sam_embedding``.
     """
 
     def __init__(self, meta_keys=RIS_META_KEYS) -> None:
@@ -47,4 +51,9 @@ class PackRISInputs(PackSegInputs):
             data = torch.from_numpy(
                 np.ascontiguousarray(proposals.transpose(2, 0, 1)))
             sample.set_data({F.GT_PROPOSALS: PixelData(data=data)})
+        if SAM_EMBEDDING in results:
+            embedding = results[SAM_EMBEDDING]
+            if not isinstance(embedding, torch.Tensor):
+                embedding = torch.from_numpy(np.asarray(embedding))
+            sample.set_data({SAM_EMBEDDING: embedding})
         return packed
