@@ -11,11 +11,13 @@ Layout of an embedding store ``OUT`` (written by
 {y1}`` for an instance crop (``crop_bbox``, ``ClassInstanceDataset(mode=
 'crop')``), so a store made with another crop margin cannot be read by
 mistake. The embedding is SAM's ``image_encoder`` output for the image (or
-crop) as SAM preprocesses it: RGB, the longest side resized to the model's
-``image_size`` (``ResizeLongestSide``), normalised, padded at the bottom
-and right to a square. Its grid covers the padded square: pixel ``(x, y)``
-of an ``H x W`` image is at ``(x, y) * image_size / max(H, W)`` in SAM's
-input frame.
+crop), by default in the frame of the PPT model's ``FrozenSAM``: the whole
+image resized to SAM's ``image_size`` square (``preprocess='stretch'``;
+with ``input_size`` via the network input size, which makes it equal to
+what ``FrozenSAM`` computes on the fly), so a point ``(u, v)`` normalised
+over the image is ``(u, v)`` over the embedding grid.
+``preprocess='longest_side'`` is ``SamPredictor``'s frame instead. The
+settings (arch, checkpoint, preprocessing, shape) are in ``index.json``.
 
 Writing follows :class:`ProposalRunner`: files are written under a
 temporary name and renamed, finished files are skipped on a rerun,
@@ -33,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mmcv
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
@@ -170,20 +173,51 @@ def embedding_items(dataset, sources: Optional[Sequence[str]] = None
 
 # -- the encoder ---------------------------------------------------------
 class SAMImageEncoder:
-    """SAM's image encoder on RGB uint8 images, as ``SamPredictor``
-    preprocesses them.
+    """SAM's image encoder on RGB uint8 images.
+
+    Preprocessing (``preprocess``):
+
+    * ``'stretch'`` (default): the frame of the PPT model's ``FrozenSAM``
+      (the network input resized to SAM's ``image_size`` square, aspect
+      ratio not kept). With ``input_size=(w, h)`` the image is first
+      resized to the network input as the pipeline's ``Resize(scale=(w,
+      h), keep_ratio=False)`` does (cv2 bilinear, uint8), then bilinearly
+      to the square as ``FrozenSAM.preprocess`` does, so the stored
+      embedding equals the one the model would compute (up to float16).
+      Without it the original image is resized to the square directly
+      (sharper, not bit-equal).
+    * ``'longest_side'``: ``SamPredictor``'s frame (longest side to
+      ``image_size``, padded bottom-right).
 
     Args:
         arch (str | dict): SAM architecture (see :func:`build_sam`).
         checkpoint (str): Local SAM weights, loaded strictly.
+        preprocess (str): ``'stretch'`` or ``'longest_side'``.
+        input_size (tuple[int, int], optional): ``(w, h)`` of the network
+            input (``'stretch'`` only).
         device (str): Defaults to ``'cpu'``.
     """
+    PREPROCESS = ('stretch', 'longest_side')
 
     def __init__(self, arch: ArchType, checkpoint: str,
+                 preprocess: str = 'stretch',
+                 input_size: Optional[Sequence[int]] = None,
                  device: str = 'cpu') -> None:
         from segment_anything.utils.transforms import ResizeLongestSide
+        if preprocess not in self.PREPROCESS:
+            raise ValueError(f'preprocess must be one of {self.PREPROCESS}, '
+                             f'got {preprocess!r}.')
+        if input_size is not None:
+            input_size = tuple(int(v) for v in input_size)
+            if preprocess != 'stretch' or len(input_size) != 2 \
+                    or min(input_size) < 1:
+                raise ValueError('input_size is (w, h) > 0 of the network '
+                                 "input, for preprocess='stretch'; got "
+                                 f'{input_size} with {preprocess!r}.')
         self.arch = arch
         self.checkpoint = checkpoint
+        self.preprocess_mode = preprocess
+        self.input_size = input_size
         self.model = build_sam(arch, checkpoint).to(device).eval()
         self.device = device
         settings = sam_settings(arch)
@@ -196,6 +230,8 @@ class SAMImageEncoder:
     def settings(self) -> dict:
         return dict(arch=self.arch, checkpoint=osp.abspath(self.checkpoint),
                     image_size=self.image_size, shape=list(self.shape),
+                    preprocess=self.preprocess_mode,
+                    input_size=self.input_size,
                     dtype=np.dtype(STORAGE_DTYPE).name)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
@@ -205,10 +241,22 @@ class SAMImageEncoder:
             raise ValueError('SAM embeds RGB uint8 [H, W, 3] images, got '
                              f'{getattr(image, "dtype", None)} '
                              f'{getattr(image, "shape", None)}.')
-        resized = self.resize.apply_image(image)
-        tensor = torch.as_tensor(resized, device=self.device).permute(
-            2, 0, 1).contiguous()
-        return self.model.preprocess(tensor[None].float())[0]
+        sam = self.model
+        if self.preprocess_mode == 'longest_side':
+            resized = self.resize.apply_image(image)
+            tensor = torch.as_tensor(resized, device=self.device).permute(
+                2, 0, 1).contiguous()
+            return sam.preprocess(tensor[None].float())[0]
+        if self.input_size is not None:
+            image = mmcv.imresize(image, self.input_size,
+                                  interpolation='bilinear', backend='cv2')
+        unit = torch.as_tensor(image, device=self.device).permute(
+            2, 0, 1)[None].float() / 255.0
+        size = (self.image_size, self.image_size)
+        if tuple(unit.shape[-2:]) != size:
+            unit = F.interpolate(unit, size=size, mode='bilinear',
+                                 align_corners=False)
+        return ((unit * 255.0 - sam.pixel_mean) / sam.pixel_std)[0]
 
     @torch.no_grad()
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:

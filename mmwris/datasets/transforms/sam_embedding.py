@@ -23,10 +23,12 @@ class LoadSAMEmbedding(BaseTransform):
 
     The store key is the ``image_id`` (``{image_id}_crop...`` for an
     instance crop, see :func:`embedding_key`). The embedding is of the
-    *unflipped* original image (or crop) as SAM preprocesses it (longest
-    side to SAM's ``image_size``, padded bottom-right), so it does not
-    follow a flip: the transform refuses a sample that was flipped before
-    it, and the pipeline must not flip after it.
+    *unflipped* original image (or crop), by default in ``FrozenSAM``'s
+    frame (the whole image stretched to SAM's square; see
+    :mod:`mmwris.proposals.sam_embeddings`), so it does not follow a flip
+    or a crop of the pipeline: the transform refuses a sample that was
+    flipped before it, and the pipeline must not flip or randomly crop
+    after it (``Resize`` with ``keep_ratio=False`` is fine).
 
     Args:
         embedding_dir (str): The store (the tool's ``--out``).
