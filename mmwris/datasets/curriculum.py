@@ -43,6 +43,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import Sampler
 
 from mmwris.registry import DATASETS, DATA_SAMPLERS, HOOKS
@@ -418,6 +419,12 @@ class CurriculumHook(Hook):
                 f'CurriculumSampler(batch_size={sampler.batch_size}): set '
                 'both to the same value so that a batch comes from one '
                 'source.')
+        loop = getattr(runner, 'train_loop', None)
+        if isinstance(loop, EpochBasedTrainLoop):
+            raise TypeError(
+                'The curriculum is iteration-based (its sampler is '
+                "infinite): use train_cfg = dict(type='IterBasedTrainLoop', "
+                'max_iters=..., val_interval=...).')
         self.sampler = sampler
         print_log(sampler.describe(), logger='current')
 
