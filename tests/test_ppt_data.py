@@ -623,3 +623,94 @@ def test_pack_keeps_other_samples_unchanged():
     embedding = packed['data_samples'].sam_embedding
     assert isinstance(embedding, torch.Tensor)
     assert tuple(embedding.shape) == (4, 2, 2)
+
+
+# -- through mmengine's runner: train, resume, log -------------------------
+SEEN = []
+
+
+def _recorder():
+    from mmengine.model import BaseModel
+    from mmwris.registry import MODELS
+
+    @MODELS.register_module(force=True)
+    class CurriculumRecorder(BaseModel):
+        """Records the texts of every training batch."""
+
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, inputs, data_samples=None, mode='loss'):
+            SEEN.append([(s.text, tuple(s.get('neg_texts') or ()))
+                         for s in data_samples])
+            return dict(loss=self.weight.sum() * 0 + 1.0)
+
+
+def runner_cfg(root, work_dir, **kwargs):
+    from mmengine.config import Config
+    root = str(root)
+    sources = dict(
+        crops=dict(type='ClassInstanceDataset', data_root=root, mode='crop',
+                   pipeline=CROP_PIPELINE),
+        refer=dict(type='RefCOCODataset', data_root=root,
+                   refs_file='refs(umd).p', split='train',
+                   pipeline=[dict(type='SampleNegativeTexts',
+                                  num_negatives=2)] + LOAD + RESIZE_PACK))
+    cfg = dict(
+        default_scope='mmwris', work_dir=str(work_dir),
+        model=dict(type='CurriculumRecorder'),
+        train_dataloader=dict(
+            batch_size=2, num_workers=0,
+            sampler=dict(type='CurriculumSampler', batch_size=2, schedule=[
+                dict(begin=0, ratios=dict(crops=1)),
+                dict(begin=3, ratios=dict(crops=1, refer=1))]),
+            dataset=dict(type='CurriculumDataset', sources=sources),
+            collate_fn=dict(type='pseudo_collate')),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=8,
+                       val_interval=100),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                            interval=4),
+            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[dict(type='CurriculumHook')],
+        log_processor=dict(by_epoch=False),
+        randomness=dict(seed=5), log_level='WARNING')
+    cfg.update(kwargs)
+    return Config(cfg)
+
+
+def test_runner_trains_and_resumes_the_curriculum(real_refer_root,
+                                                  tmp_path):
+    from mmengine.runner import Runner
+    _recorder()
+    SEEN.clear()
+    runner = Runner.from_cfg(runner_cfg(real_refer_root, tmp_path / 'a'))
+    runner.train()
+    full = list(SEEN)
+    assert len(full) == 8
+    sampler = runner.train_dataloader.sampler
+    names = {c['name'] for c in coco(real_refer_root)['categories']}
+    sources = [sampler.source_at(t) for t in range(8)]
+    assert sources[:3] == ['crops'] * 3 and 'refer' in sources
+    for source, batch in zip(sources, full):
+        # A batch is all class names (crops) or all expressions (refer).
+        assert {text in names for text, _ in batch} == {source == 'crops'}
+    logged = [json.loads(line) for line in open(osp.join(
+        runner.log_dir, 'vis_data', 'scalars.json'))]
+    assert [row['curriculum/stage'] for row in logged] == \
+        [0, 0, 0, 1, 1, 1, 1, 1]
+    assert all(row['curriculum/ratio_refer'] == (0.5 if row['step'] > 3
+                                                else 0.0) for row in logged)
+    SEEN.clear()
+    resumed = Runner.from_cfg(runner_cfg(
+        real_refer_root, tmp_path / 'b', resume=True,
+        load_from=str(tmp_path / 'a' / 'iter_4.pth')))
+    resumed.train()
+    assert SEEN == full[4:]
+    # A batch size that differs from the sampler's is refused.
+    bad = runner_cfg(real_refer_root, tmp_path / 'c')
+    bad.train_dataloader.batch_size = 3
+    with pytest.raises(ValueError, match='batch_size=3'):
+        Runner.from_cfg(bad).train()
