@@ -453,6 +453,8 @@ def test_curriculum_configs_build():
                      cfg.curriculum_sam_sources[src]['pipeline']]
             assert 'LoadSAMEmbedding' in pipes
             assert pipes.index('LoadSAMEmbedding') < pipes.index('Resize')
+        assert [t['type'] for t in cfg.test_sam_pipeline][:2] == [
+            'LoadImageFromFile', 'LoadSAMEmbedding']
 
 
 # -- the SAM embedding store -----------------------------------------------

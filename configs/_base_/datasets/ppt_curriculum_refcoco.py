@@ -37,6 +37,11 @@ image_sam_pipeline = context_negatives + load_image + load_sam_coco + \
     load_annotations + resize + pack
 refer_sam_pipeline = _base_.sample_negatives + load_image + load_sam_coco + \
     load_annotations + resize + pack
+# Evaluation with the stored embeddings (the tool with --loader val / test
+# adds the val/test images to the COCO store):
+#   val_dataloader = dict(dataset=dict(pipeline=test_sam_pipeline))
+test_sam_pipeline = load_image + load_sam_coco + resize + \
+    load_annotations + pack
 
 coco_instances = dict(
     type='ClassInstanceDataset',

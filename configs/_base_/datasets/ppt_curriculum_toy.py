@@ -35,6 +35,11 @@ class_sam_pipeline = context_negatives + load_image + load_sam_classes + \
     load_annotations + resize + pack
 refer_sam_pipeline = _base_.sample_negatives + load_image + \
     load_sam_refer + load_annotations + resize + pack
+# Evaluation with the stored embeddings (the tool with --loader val / test
+# adds the val/test images to the refer store):
+#   val_dataloader = dict(dataset=dict(pipeline=test_sam_pipeline))
+test_sam_pipeline = load_image + load_sam_refer + resize + \
+    load_annotations + pack
 
 caption_source = dict(
     type='ObjectCentricCaptionDataset',
