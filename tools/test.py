@@ -3,6 +3,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -39,6 +40,14 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='model and inputs in the channels-last memory format')
+    parser.add_argument(
+        '--tf32',
+        action='store_true',
+        help='allow TF32 matmuls and convolutions (Ampere and newer GPUs)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -59,6 +68,13 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.channels_last:
+        train_cfg = dict(cfg.model.get('train_cfg') or {})
+        train_cfg['channels_last'] = True
+        cfg.model.train_cfg = train_cfg
+    if args.tf32 or cfg.get('tf32', False):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
     if args.show_dir:
         visualization = dict(cfg.default_hooks.get('visualization') or {})

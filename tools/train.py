@@ -26,7 +26,30 @@ def parse_args():
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training')
+        help='mixed precision: mmengine\'s AmpOptimWrapper with bf16 '
+        'autocast (see --amp-dtype)')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=['bfloat16', 'float16'],
+        default='bfloat16',
+        help='autocast dtype of --amp (float16 adds dynamic loss scaling)')
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='model and inputs in the channels-last memory format '
+        '(model.train_cfg.channels_last)')
+    parser.add_argument(
+        '--tf32',
+        action='store_true',
+        help='allow TF32 matmuls and convolutions (Ampere and newer GPUs)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile the model (mmengine\'s compile option)')
+    parser.add_argument(
+        '--fast',
+        action='store_true',
+        help='the GPU switch: --amp (bf16) --channels-last --tf32')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -44,6 +67,50 @@ def parse_args():
     return args
 
 
+def apply_performance_options(cfg: Config,
+                              amp: bool = False,
+                              amp_dtype: str = 'bfloat16',
+                              channels_last: bool = False,
+                              tf32: bool = False,
+                              compile: bool = False) -> Config:
+    """Set the GPU speed options in ``cfg`` (README "Performance").
+
+    ``amp``: the ``OptimWrapper`` becomes mmengine's ``AmpOptimWrapper``
+    with ``dtype=amp_dtype`` (``float16`` also gets dynamic loss scaling);
+    ``channels_last``: ``model.train_cfg.channels_last``; ``tf32``: TF32
+    matmuls and cuDNN convolutions (``cfg.tf32``, applied by :func:`main`);
+    ``compile``: mmengine's ``compile`` option.
+    """
+    if amp:
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper == 'AmpOptimWrapper':
+            print_log('AMP training is already enabled in your config.',
+                      logger='current', level=logging.WARNING)
+        elif optim_wrapper != 'OptimWrapper':
+            raise ValueError('--amp needs optim_wrapper.type '
+                             f'"OptimWrapper", got "{optim_wrapper}".')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.dtype = amp_dtype
+            if amp_dtype == 'float16':
+                cfg.optim_wrapper.loss_scale = 'dynamic'
+    if channels_last:
+        train_cfg = dict(cfg.model.get('train_cfg') or {})
+        train_cfg['channels_last'] = True
+        cfg.model.train_cfg = train_cfg
+    if tf32:
+        cfg.tf32 = True
+    if compile:
+        cfg.compile = True
+    return cfg
+
+
+def enable_tf32() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.set_float32_matmul_precision('high')
+
+
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
@@ -57,20 +124,15 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    if args.amp:
-        if not torch.cuda.is_available():
-            raise SystemExit('--amp needs a GPU: mmengine\'s AmpOptimWrapper '
-                             'supports CUDA/NPU/MLU/MUSA devices only.')
-        optim_wrapper = cfg.optim_wrapper.type
-        if optim_wrapper == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.',
-                      logger='current', level=logging.WARNING)
-        else:
-            if optim_wrapper != 'OptimWrapper':
-                raise ValueError('--amp needs optim_wrapper.type '
-                                 f'"OptimWrapper", got "{optim_wrapper}".')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.fast:
+        args.amp = args.channels_last = args.tf32 = True
+    if args.amp and not torch.cuda.is_available():
+        raise SystemExit('--amp needs a GPU: mmengine\'s AmpOptimWrapper '
+                         'supports CUDA/NPU/MLU/MUSA devices only.')
+    apply_performance_options(cfg, args.amp, args.amp_dtype,
+                              args.channels_last, args.tf32, args.compile)
+    if cfg.get('tf32', False):
+        enable_tf32()
     cfg.resume = args.resume
 
     setup_cpu_distributed(cfg, args.launcher)

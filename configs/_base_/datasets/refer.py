@@ -40,7 +40,10 @@ refer_dataset = dict(
     type='RefCOCODataset',
     data_root='data',
     data_prefix=dict(img_path='images/mscoco/images/train2014'))
-loader = dict(batch_size=16, num_workers=4, persistent_workers=True)
+# Loader workers keep running between epochs; batches are pinned so the
+# host-to-GPU copy is asynchronous.
+loader = dict(batch_size=16, num_workers=4, persistent_workers=True,
+              pin_memory=True)
 train_dataloader = dict(
     loader,
     # DefaultSampler whose indices carry each sample's draw key, so that

@@ -9,6 +9,10 @@ from mmwris.structures import fields as F
 from .sam_embedding import SAM_EMBEDDING
 
 RIS_META_KEYS = F.META_KEYS
+# Data fields PackRISInputs(tokenize=...) adds: the CLIP token ids of the
+# expression ``[L]`` (long) and its valid positions ``[L]`` (bool).
+TEXT_IDS = 'text_ids'
+TEXT_MASK = 'text_mask'
 
 
 @TRANSFORMS.register_module()
@@ -30,10 +34,27 @@ class PackRISInputs(PackSegInputs):
 
     PPT: a ``sam_embedding`` (``LoadSAMEmbedding``, a tensor ``[C, h, w]``)
     is packed as the data field ``data_sample.sam_embedding``.
+
+    Args:
+        meta_keys (tuple): The metainfo keys kept.
+        tokenize (dict, optional): ``dict(context_length=20,
+            keep_eot=True)``: also pack the expression's CLIP token ids as
+            the data fields ``text_ids [L]`` (long) and ``text_mask [L]``
+            (bool) (:func:`mmwris.models.foundation.clip.clip_token_ids`),
+            so the BPE string work runs in the data workers, not in the
+            model's forward. Must match the text encoder's
+            ``context_length`` and ``keep_eot``. Models tokenise ``text``
+            themselves when the samples carry no ids.
     """
 
-    def __init__(self, meta_keys=RIS_META_KEYS) -> None:
+    def __init__(self, meta_keys=RIS_META_KEYS, tokenize=None) -> None:
         super().__init__(meta_keys=meta_keys)
+        self.tokenize = dict(tokenize) if tokenize else None
+        if self.tokenize is not None and (
+                'context_length' not in self.tokenize
+                or set(self.tokenize) - {'context_length', 'keep_eot'}):
+            raise ValueError('tokenize takes context_length (required) and '
+                             f'keep_eot, got {sorted(self.tokenize)}.')
 
     def transform(self, results: dict) -> dict:
         packed = super().transform(results)
@@ -56,4 +77,9 @@ class PackRISInputs(PackSegInputs):
             if not isinstance(embedding, torch.Tensor):
                 embedding = torch.from_numpy(np.asarray(embedding))
             sample.set_data({SAM_EMBEDDING: embedding})
+        if self.tokenize is not None:
+            from mmwris.models.foundation.clip import clip_token_ids
+            ids, mask = clip_token_ids([sample.metainfo[F.TEXT]],
+                                       **self.tokenize)
+            sample.set_data({TEXT_IDS: ids[0], TEXT_MASK: mask[0]})
         return packed

@@ -1,5 +1,6 @@
-from typing import List
+from typing import Dict, List, Optional
 
+import torch
 import torch.nn.functional as F
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, SampleList
@@ -23,6 +24,10 @@ class BaseRISSegmentor(BaseSegmentor):
     Args:
         test_cfg (dict): ``mask_decoder`` (dict): the decoder config,
             default :attr:`default_mask_decoder` of the class.
+        train_cfg (dict): ``channels_last`` (bool, default False): run the
+            model and its inputs in the channels-last memory format (faster
+            convolutions on GPUs with tensor cores; the outputs are the
+            same). ``tools/train.py --channels-last`` sets it.
     """
     default_mask_decoder = dict(type='ThresholdMaskDecoder',
                                 norm='minmax',
@@ -48,6 +53,21 @@ class BaseRISSegmentor(BaseSegmentor):
         self.mask_decoder = MODELS.build(
             self.test_cfg.get('mask_decoder', self.default_mask_decoder))
         self.align_corners = False
+        self.channels_last = bool(self.train_cfg.get('channels_last', False))
+        self._in_channels_last = False
+
+    def forward(self, inputs: Tensor, data_samples: SampleList = None,
+                mode: str = 'tensor'):
+        """``BaseSegmentor.forward``; with ``train_cfg.channels_last`` the
+        parameters (once, on the first call) and the inputs are put in the
+        channels-last memory format first."""
+        if self.channels_last and isinstance(inputs, Tensor) \
+                and inputs.dim() == 4:
+            if not self._in_channels_last:
+                self.to(memory_format=torch.channels_last)
+                self._in_channels_last = True
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return super().forward(inputs, data_samples, mode)
 
     def build_encoders_and_head(self, image_encoder: ConfigType,
                                 text_encoder: ConfigType,
@@ -62,6 +82,23 @@ class BaseRISSegmentor(BaseSegmentor):
     def texts_of(data_samples: SampleList) -> List[str]:
         """The expression of every sample, in batch order."""
         return [sample.metainfo[fields.TEXT] for sample in data_samples]
+
+    def tokens_of(self, data_samples: SampleList
+                  ) -> Optional[Dict[str, Tensor]]:
+        """The token ids the data pipeline packed
+        (``PackRISInputs(tokenize=...)``): ``dict(ids=[B, L], mask=[B, L])``,
+        or None when a sample has none or their length is not the text
+        encoder's ``context_length`` (the model then tokenises ``text``)."""
+        if not data_samples or not all('text_ids' in sample
+                                       for sample in data_samples):
+            return None
+        ids = torch.stack([sample.text_ids for sample in data_samples])
+        length = getattr(getattr(self, 'text_encoder', None),
+                         'context_length', None)
+        if length is not None and ids.shape[1] != length:
+            return None
+        mask = torch.stack([sample.text_mask for sample in data_samples])
+        return dict(ids=ids, mask=mask)
 
     def postprocess_response(self, response: Tensor,
                              data_samples: SampleList) -> SampleList:

@@ -71,6 +71,15 @@ class TRISSegmentor(BaseRISSegmentor):
         """Sentence embeddings ``[T, D]`` (tokenised once)."""
         return self.text_encoder(texts)['sentence']
 
+    def encode_expressions(self, data_samples: SampleList) -> Tensor:
+        """``[B, D]``: the samples' expressions, from the token ids the data
+        pipeline packed when there are (:meth:`tokens_of`), else from
+        ``text``."""
+        tokens = self.tokens_of(data_samples)
+        if tokens is None:
+            return self.encode_text(self.texts_of(data_samples))
+        return self.text_encoder.encode(tokens)['sentence']
+
     def _forward(self,
                  inputs: Tensor,
                  data_samples: Optional[SampleList] = None) -> Tensor:
@@ -78,8 +87,7 @@ class TRISSegmentor(BaseRISSegmentor):
         if data_samples is None:
             raise ValueError('TRISSegmentor needs data samples with texts.')
         visual = self.extract_feat(inputs)
-        return self.decode_head(visual,
-                                self.encode_text(self.texts_of(data_samples)))
+        return self.decode_head(visual, self.encode_expressions(data_samples))
 
     def own_maps(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
         """``[B, 1, h, w]``: each image's response to its own expression."""
@@ -89,7 +97,7 @@ class TRISSegmentor(BaseRISSegmentor):
             return maps[index, index][:, None]
         visual = self.extract_feat(inputs)
         return self.decode_head.predict(
-            visual, self.encode_text(self.texts_of(data_samples)))
+            visual, self.encode_expressions(data_samples))
 
     def predict_response(self, inputs: Tensor,
                          data_samples: SampleList) -> Tensor:
@@ -104,10 +112,12 @@ class TRISSegmentor(BaseRISSegmentor):
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """The head's losses (``loss_cls``, ``acc_cls``, calibration)."""
         visual = self.extract_feat(inputs)
-        sentence, offset = self.gather(
-            self.encode_text(self.texts_of(data_samples)))
-        return self.decode_head.loss(visual, sentence, data_samples,
-                                     self.calibration_images(inputs), offset)
+        sentence, offset = self.gather(self.encode_expressions(data_samples))
+        # Without a calibration loss no un-normalised copy of the batch.
+        images = None if getattr(self.decode_head, 'loss_cal', None) is None \
+            else self.calibration_images(inputs)
+        return self.decode_head.loss(visual, sentence, data_samples, images,
+                                     offset)
 
     def calibration_images(self, inputs: Tensor) -> Tensor:
         """The images the calibration multiplies by the map: RGB in [0, 1]

@@ -1,0 +1,149 @@
+"""The speed options give the same results (no timing here).
+
+channels-last memory format, token ids packed by the data pipeline,
+the ``tools/train.py`` switch (bf16 ``AmpOptimWrapper``, channels-last,
+TF32, compile), the bf16 frozen CLIP scorer and the batched metrics.
+"""
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmseg.structures import SegDataSample
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RN_ARCH = dict(
+    embed_dim=64,
+    vision_cfg=dict(layers=(1, 1, 1, 1), width=16, image_size=128),
+    text_cfg=dict(
+        context_length=20, vocab_size=49408, width=64, heads=2, layers=2))
+PREPROCESSOR = dict(
+    type='SegDataPreProcessor',
+    mean=[122.7709, 116.7460, 104.0937],
+    std=[68.5005, 66.6322, 70.3232],
+    bgr_to_rgb=True)
+TEXTS = ['the man in the red shirt on the left', 'a small dog', 'blue car']
+
+
+def tris(**train_cfg):
+    from mmwris.registry import MODELS
+    from mmwris.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(0)
+    return MODELS.build(dict(
+        type='TRISSegmentor',
+        data_preprocessor=PREPROCESSOR,
+        image_encoder=dict(type='CLIPVisionEncoder', arch=RN_ARCH),
+        text_encoder=dict(type='CLIPTextEncoder', arch=RN_ARCH),
+        decode_head=dict(type='TRISHead', in_channels=512, text_channels=64,
+                         channels=32),
+        train_cfg=train_cfg))
+
+
+def samples(texts=TEXTS, size=(64, 64)):
+    out = []
+    for text in texts:
+        sample = SegDataSample()
+        sample.set_metainfo(dict(text=text, neg_texts=[], img_shape=size,
+                                 ori_shape=size))
+        out.append(sample)
+    return out
+
+
+def load_train_tool():
+    spec = importlib.util.spec_from_file_location(
+        'mmwris_train_tool', os.path.join(REPO, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_channels_last_same_outputs_and_gradients():
+    inputs = torch.randn(3, 3, 64, 64)
+    ref, fast = tris(), tris(channels_last=True)
+    fast.load_state_dict(ref.state_dict())
+    for model in (ref, fast):
+        model.train()
+    losses = [m(inputs, samples(), mode='loss') for m in (ref, fast)]
+    torch.testing.assert_close(losses[1]['loss_cls'], losses[0]['loss_cls'],
+                               rtol=1e-4, atol=1e-5)
+    for loss in losses:
+        loss['loss_cls'].backward()
+    conv = fast.image_encoder.visual.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(
+        conv.grad, ref.image_encoder.visual.conv1.weight.grad,
+        rtol=1e-3, atol=1e-5)
+    for model in (ref, fast):
+        model.eval()
+    with torch.no_grad():
+        maps = [m(inputs, samples(), mode='tensor') for m in (ref, fast)]
+    torch.testing.assert_close(maps[1], maps[0], rtol=1e-4, atol=1e-5)
+
+
+def test_pack_tokenize_matches_model_tokenisation():
+    from mmwris.datasets.transforms import PackRISInputs
+    from mmwris.models.foundation.clip import clip_token_ids
+    pack = PackRISInputs(tokenize=dict(context_length=20, keep_eot=True))
+    packed = []
+    for text in TEXTS:
+        results = dict(img=np.zeros((64, 64, 3), np.uint8), text=text,
+                       img_shape=(64, 64), ori_shape=(64, 64))
+        packed.append(pack(results)['data_samples'])
+    ids, mask = clip_token_ids(TEXTS, 20)
+    torch.testing.assert_close(torch.stack([s.text_ids for s in packed]),
+                               ids)
+    torch.testing.assert_close(torch.stack([s.text_mask for s in packed]),
+                               mask)
+
+    model = tris().eval()
+    tokens = model.tokens_of(packed)
+    assert tokens is not None
+    inputs = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        with_ids = model(inputs, packed, mode='tensor')
+        without = model(inputs, samples(), mode='tensor')
+    torch.testing.assert_close(with_ids, without)
+    # Another context length than the encoder's: the model tokenises.
+    short = PackRISInputs(tokenize=dict(context_length=8))
+    results = dict(img=np.zeros((64, 64, 3), np.uint8), text=TEXTS[0],
+                   img_shape=(64, 64), ori_shape=(64, 64))
+    assert model.tokens_of([short(results)['data_samples']]) is None
+    with pytest.raises(ValueError):
+        PackRISInputs(tokenize=dict(keep_eot=False))
+
+
+def test_train_switch_sets_bf16_amp_channels_last_compile():
+    tool = load_train_tool()
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs/tris/tris_clip-r50_1xb48-15e_refcoco-unc-320x320.py'))
+    tool.apply_performance_options(cfg, amp=True, channels_last=True,
+                                   tf32=True, compile=True)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.model.train_cfg.channels_last is True
+    assert cfg.tf32 is True and cfg.compile is True
+    fp16 = Config.fromfile(os.path.join(
+        REPO, 'configs/tris/tris_clip-r50_1xb48-15e_refcoco-unc-320x320.py'))
+    tool.apply_performance_options(fp16, amp=True, amp_dtype='float16')
+    assert fp16.optim_wrapper.loss_scale == 'dynamic'
+    if torch.cuda.is_available():
+        from mmengine.optim import build_optim_wrapper
+        wrapper = build_optim_wrapper(torch.nn.Linear(2, 2),
+                                      cfg.optim_wrapper)
+        assert type(wrapper).__name__ == 'AmpOptimWrapper'
+        assert wrapper.cast_dtype == torch.bfloat16
+
+
+def test_paper_loaders_pin_memory_toy_loaders_no_workers():
+    paper = Config.fromfile(os.path.join(
+        REPO, 'configs/tris/tris_clip-r50_1xb48-15e_refcoco-unc-320x320.py'))
+    for loader in (paper.train_dataloader, paper.val_dataloader):
+        assert loader.num_workers > 0 and loader.persistent_workers
+        assert loader.pin_memory
+    toy = Config.fromfile(os.path.join(REPO,
+                                       'configs/_base_/datasets/toy_refer.py'))
+    assert toy.train_dataloader.num_workers == 0
