@@ -147,3 +147,28 @@ def test_paper_loaders_pin_memory_toy_loaders_no_workers():
     toy = Config.fromfile(os.path.join(REPO,
                                        'configs/_base_/datasets/toy_refer.py'))
     assert toy.train_dataloader.num_workers == 0
+
+
+def test_bf16_scorer_close_to_float32_and_passes_gradient():
+    from mmwris.models.foundation.clip_scorer import FrozenCLIPScorer
+    arch = dict(
+        embed_dim=32,
+        vision_cfg=dict(layers=1, width=64, patch_size=16, image_size=64,
+                        head_width=32),
+        text_cfg=dict(context_length=20, vocab_size=49408, width=64,
+                      heads=1, layers=1))
+    torch.manual_seed(0)
+    ref = FrozenCLIPScorer(arch)
+    bf16 = FrozenCLIPScorer(arch, dtype='bfloat16')
+    bf16.clip.load_state_dict(ref.clip.state_dict())
+    assert next(bf16.clip.parameters()).dtype == torch.bfloat16
+    images = torch.rand(2, 3, 64, 64, requires_grad=True)
+    out = bf16.encode_image(images)
+    assert out.dtype == torch.float32
+    cos = (out * ref.encode_image(images)).sum(-1)
+    assert (cos > 0.99).all()
+    out.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    text = bf16.encode_text(TEXTS[:2])
+    assert text.dtype == torch.float32
+    assert ((text * ref.encode_text(TEXTS[:2])).sum(-1) > 0.99).all()
