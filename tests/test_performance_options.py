@@ -172,3 +172,20 @@ def test_bf16_scorer_close_to_float32_and_passes_gradient():
     text = bf16.encode_text(TEXTS[:2])
     assert text.dtype == torch.float32
     assert ((text * ref.encode_text(TEXTS[:2])).sum(-1) > 0.99).all()
+
+
+def test_binary_tris_boxes_match_the_colour_map_path():
+    from mmwris.evaluation.functional import tris_generate_boxes
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        mask = np.zeros((61, 83), bool)
+        for _ in range(1 + trial):
+            y, x = rng.integers(0, 50), rng.integers(0, 70)
+            mask[y:y + rng.integers(2, 12), x:x + rng.integers(2, 14)] = True
+        fast = tris_generate_boxes(mask)
+        slow = tris_generate_boxes(mask.astype(np.float64))
+        np.testing.assert_array_equal(fast, slow)
+    for constant in (np.zeros((9, 9), bool), np.ones((9, 9), bool)):
+        np.testing.assert_array_equal(
+            tris_generate_boxes(constant),
+            tris_generate_boxes(constant.astype(np.float64)))

@@ -5,6 +5,7 @@ Boxes are ``[x1, y1, x2, y2]`` in continuous pixel coordinates: pixel
 ``(x, y)`` covers ``[x, x + 1] x [y, y + 1]``, so a COCO box ``[x, y, w, h]``
 is ``[x, y, x + w, y + h]``.
 """
+from functools import lru_cache
 from typing import Optional, Tuple
 
 import cv2
@@ -100,6 +101,21 @@ def released_gt_box(box_xyxy) -> np.ndarray:
     return np.array([x, y, x + w, y + h], dtype=np.float64)
 
 
+def _cubehelix_gray(cam: np.ndarray) -> np.ndarray:
+    """uint8 gray of the ``cubehelix`` colours of ``cam`` (in [0, 1])."""
+    import matplotlib
+    rgb = matplotlib.colormaps['cubehelix'](cam)[..., :3]
+    rgb = (rgb.astype(np.float32) * 255.0).astype(np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+@lru_cache()
+def _binary_gray() -> Tuple[int, int]:
+    """The gray values of ``cam`` 0 and 1: a binary mask's whole palette."""
+    gray = _cubehelix_gray(np.array([[0.0, 1.0]]))
+    return int(gray[0, 0]), int(gray[0, 1])
+
+
 def tris_generate_boxes(mask) -> np.ndarray:
     """Boxes ``[N, 5]`` (x1, y1, x2, y2, confidence; float64) of a mask
     [H, W], as the released TRIS ``generate_bbox`` makes them.
@@ -117,18 +133,24 @@ def tris_generate_boxes(mask) -> np.ndarray:
     A constant map (empty or full mask) normalises to NaN, which the colour
     map paints black: like a map without contours it gives the released
     default ``[[0, 0, 1, 1, 0], [0, 0, 1, 1, 0]]``.
+
+    A boolean mask normalises to exactly 0 and 1, so its gray image is
+    looked up from the two colours (the same values, without colouring
+    every pixel).
     """
-    import matplotlib
     from torchvision.ops import nms
 
-    cam = _as_2d(mask, 'mask').astype(np.float64)
-    span = cam.max() - cam.min()
-    if not span > 0:  # constant (or NaN) map: 0 / 0 -> black -> no contour
-        return np.array(TRIS_DEFAULT_BOXES, dtype=np.float64)
-    cam = (cam - cam.min()) / span
-    rgb = matplotlib.colormaps['cubehelix'](cam)[..., :3]
-    rgb = (rgb.astype(np.float32) * 255.0).astype(np.uint8)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    cam = _as_2d(mask, 'mask')
+    if cam.dtype == bool:
+        if cam.all() or not cam.any():
+            return np.array(TRIS_DEFAULT_BOXES, dtype=np.float64)
+        gray = np.where(cam, *_binary_gray()[::-1]).astype(np.uint8)
+    else:
+        cam = cam.astype(np.float64)
+        span = cam.max() - cam.min()
+        if not span > 0:  # constant (or NaN) map: 0 / 0 -> black
+            return np.array(TRIS_DEFAULT_BOXES, dtype=np.float64)
+        gray = _cubehelix_gray((cam - cam.min()) / span)
     _, gray = cv2.threshold(gray, int(0.5 * np.max(gray)), 255,
                             cv2.THRESH_TOZERO)
     contours, _ = cv2.findContours(gray, cv2.RETR_TREE,
