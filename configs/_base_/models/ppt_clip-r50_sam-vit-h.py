@@ -5,7 +5,8 @@
 #   --cfg-options model.image_encoder.pretrained=checkpoints/RN50.pt \
 #     model.text_encoder.pretrained=checkpoints/RN50.pt \
 #     model.sam.checkpoint=checkpoints/sam_vit_h_4b8939.pth \
-#     model.decode_head.loss_mask_cal.scorer.pretrained=checkpoints/ViT-B-32.pt
+#     model.decode_head.loss_mask_cal.scorer.pretrained=checkpoints/ViT-B-32.pt \
+#     model.decode_head.loss_select.scorer.pretrained=checkpoints/ViT-B-32.pt
 # (the variables below name them; a child config that changes a variable
 # must also set the model key, as the config system resolves them here).
 _base_ = ['./clip_inputs.py']
@@ -37,7 +38,13 @@ model = dict(
         loss_neg=dict(type='PPTNegativePointLoss', loss_weight=1.0),
         # (d) positive points on the referent, apart from each other.
         loss_spread=dict(type='PPTSpreadLoss', loss_weight=1.0,
-                         repulsion_weight=1.0, sigma=0.08)),
+                         repulsion_weight=1.0, sigma=0.08),
+        # which object the positive points prompt: the best of the
+        # response's top cells, each prompting SAM alone, by the frozen CLIP
+        loss_select=dict(
+            type='PPTPointSelectionLoss',
+            scorer=dict(arch=scorer_arch, pretrained=scorer_weights),
+            num_candidates=4, loss_weight=1.0)),
     # Embeddings come from a sample's precomputed sam_embedding when the
     # pipeline loads one (LoadSAMEmbedding), else from SAM's encoder.
     sam=dict(type='FrozenSAM', arch=sam_arch, checkpoint=sam_checkpoint),

@@ -24,6 +24,33 @@ def grid_centers(height: int, width: int, device=None) -> Tensor:
     return torch.stack([grid_x, grid_y], -1).reshape(-1, 2)
 
 
+def soft_argmax(heat: Tensor, window: Optional[int] = None) -> Tensor:
+    """Points ``[B, K, 2]`` of heat maps ``[B, K, h, w]`` (probabilities).
+
+    ``window=None``: the global soft-argmax ``sum_p H(p) c_p``. An integer
+    ``r``: the local soft-argmax, the same mean over the ``(2r+1)^2``
+    cells around the heat map's mode (renormalised), so that a map with
+    two modes gives a point on one of them rather than between them; it
+    is differentiable in the heat values inside the window.
+    """
+    height, width = heat.shape[-2:]
+    centers = grid_centers(height, width, heat.device)
+    flat = heat.flatten(2)
+    if window is None:
+        return flat @ centers
+    mode = flat.argmax(-1)
+    row = torch.div(mode, width, rounding_mode='floor')
+    col = mode % width
+    rows = torch.arange(height, device=heat.device)
+    cols = torch.arange(width, device=heat.device)
+    near = (((rows[None, None] - row[..., None]).abs() <= window)[..., None]
+            & ((cols[None, None] - col[..., None]).abs() <= window)[
+                ..., None, :])
+    weights = flat * near.flatten(2)
+    weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+    return weights @ centers
+
+
 def fourier_positions(centers: Tensor, num_freqs: int) -> Tensor:
     """``[P, 4 * num_freqs]`` sin/cos features of normalised positions."""
     freqs = 2.0**torch.arange(num_freqs, device=centers.device) * math.pi
@@ -48,8 +75,8 @@ class PPTHead(TRISHead):
 
     (``a_k`` a learned response prior, ``+prior`` for positive and
     ``-prior`` for negative queries at initialisation) and the point
-    ``p_k = sum_p H_k(p) c_p`` (soft-argmax over the cell centres, so the
-    coordinates are differentiable), normalised ``(x, y)`` in [0, 1] of the
+    ``p_k = sum_p H_k(p) c_p`` (soft-argmax over the cell centres, by
+    default locally around the mode, so the coordinates are differentiable), normalised ``(x, y)`` in [0, 1] of the
     network input; the SAM wrapper maps them to its pixels.
 
     Args:
@@ -64,12 +91,17 @@ class PPTHead(TRISHead):
         num_freqs (int): Fourier frequencies of the position code.
         response_prior (float): Initial ``|a_k|``.
         heat_temperature (float): ``T``.
+        point_window (int, optional): The read-out of the points:
+            None the global soft-argmax, ``r`` the local soft-argmax in
+            the ``(2r+1)^2`` cells around the mode (:func:`soft_argmax`).
         loss_cls (dict): Localisation (``ClassificationLoss``).
         loss_cal (dict, optional): Response-level ``CalibrationLoss``.
         loss_mask_cal (dict, optional): ``PPTMaskCalibrationLoss`` (SAM's
             mask scored by a frozen CLIP).
         loss_neg (dict, optional): ``PPTNegativePointLoss``.
         loss_spread (dict, optional): ``PPTSpreadLoss``.
+        loss_select (dict, optional): ``PPTPointSelectionLoss`` (which
+            object the positive points prompt, scored by a frozen CLIP).
     """
 
     def __init__(self,
@@ -84,6 +116,7 @@ class PPTHead(TRISHead):
                  num_freqs: int = 4,
                  response_prior: float = 8.0,
                  heat_temperature: float = 1.0,
+                 point_window: Optional[int] = 1,
                  alpha: float = 0.1,
                  beta: float = 0.1,
                  logit_scale_init: float = math.log(1 / 0.07),
@@ -95,6 +128,7 @@ class PPTHead(TRISHead):
                  loss_mask_cal: OptConfigType = None,
                  loss_neg: OptConfigType = None,
                  loss_spread: OptConfigType = None,
+                 loss_select: OptConfigType = None,
                  init_cfg=None) -> None:
         if num_positive < 1 or num_negative < 0:
             raise ValueError('PPTHead needs num_positive >= 1 and '
@@ -110,6 +144,7 @@ class PPTHead(TRISHead):
         self.num_negative = num_negative
         self.num_freqs = num_freqs
         self.heat_temperature = heat_temperature
+        self.point_window = point_window
         num_points = num_positive + num_negative
         self.query_embed = nn.Embedding(num_points, channels)
         self.query_text = nn.Linear(text_channels, channels)
@@ -128,6 +163,7 @@ class PPTHead(TRISHead):
             loss_mask_cal) if loss_mask_cal else None
         self.loss_neg = MODELS.build(loss_neg) if loss_neg else None
         self.loss_spread = MODELS.build(loss_spread) if loss_spread else None
+        self.loss_select = MODELS.build(loss_select) if loss_select else None
 
     @property
     def num_points(self) -> int:
@@ -171,14 +207,16 @@ class PPTHead(TRISHead):
         heat = torch.softmax(logits / self.heat_temperature, -1)
         return dict(response=response,
                     heat=heat.view(batch, -1, height, width),
-                    points=heat @ centers,
+                    points=soft_argmax(heat.view(batch, -1, height, width),
+                                       self.point_window),
                     labels=self.point_labels(batch, visual.device))
 
     @property
     def needs_sam(self) -> bool:
         """Whether the training losses need SAM's masks."""
-        return self.loss_mask_cal is not None or (
-            self.loss_neg is not None and self.num_negative > 0)
+        return (self.loss_mask_cal is not None
+                or self.loss_select is not None
+                or (self.loss_neg is not None and self.num_negative > 0))
 
     @property
     def needs_negative_texts(self) -> bool:
@@ -260,6 +298,11 @@ class PPTHead(TRISHead):
                                       out['labels'])['masks']
             # logged, not a loss: the share of the input the masks cover
             losses['mask_area'] = masks.detach().gt(0).float().mean()
+        if self.loss_select is not None:
+            losses.update(self.loss_select(
+                out['heat'][:, positive], own_share, sam, sam_embeddings(),
+                images, [s.metainfo[fields.TEXT] for s in data_samples],
+                neg_texts_of(data_samples)))
         if self.loss_mask_cal is not None:
             if images is None:
                 raise ValueError('The mask calibration needs the RGB images.')

@@ -7,7 +7,7 @@ from .instance_disambiguation_released_loss import \
 from .mask_dice_loss import MaskDiceLoss, masked_dice_loss
 from .masked_bce_loss import MaskedBCELoss, masked_bce_with_logits
 from .ppt_losses import (PPTMaskCalibrationLoss, PPTNegativePointLoss,
-                         PPTSpreadLoss)
+                         PPTPointSelectionLoss, PPTSpreadLoss)
 from .region_shrinking_loss import RegionShrinkingLoss
 from .region_shrinking_released_loss import ReleasedRegionShrinkingLoss
 
@@ -16,7 +16,7 @@ __all__ = [
     'MaskDiceLoss', 'masked_dice_loss',
     'CalibrationLoss', 'ClassificationLoss', 'InstanceDisambiguationLoss',
     'MaskedBCELoss', 'PPTMaskCalibrationLoss', 'PPTNegativePointLoss',
-    'PPTSpreadLoss', 'RegionShrinkingLoss',
+    'PPTPointSelectionLoss', 'PPTSpreadLoss', 'RegionShrinkingLoss',
     'ReleasedInstanceDisambiguationLoss', 'ReleasedRegionShrinkingLoss',
     'masked_bce_with_logits'
 ]

@@ -138,3 +138,89 @@ class PPTSpreadLoss(nn.Module):
             apart = points.sum() * 0
         return dict(loss_spread_on=self.loss_weight * on,
                     loss_spread_apart=self.repulsion_weight * apart)
+
+
+@MODELS.register_module()
+class PPTPointSelectionLoss(nn.Module):
+    """Which object the positive point prompts: a global, mask-level
+    target for the positive heat maps.
+
+    The gradient of SAM's mask with respect to a point is local: it can
+    slide a point within an object, not move it to another one. This term
+    gives the heat map a global target instead. Per image, the
+    ``num_candidates`` cells with the largest own share are candidates;
+    each one alone prompts SAM (no gradient); the frozen CLIP scores every
+    candidate mask ``m_c * I``::
+
+        s_c = <f_c, p> - max_k <f_c, n_k>      (without negatives: <f_c, p>)
+        s_c += response_weight * mean_{m_c} S   (the own share in the mask)
+
+    and the positive heat maps learn the best candidate ``c*`` by
+    cross-entropy: ``loss = w * mean_{b, k} -log H_bk(c*)``.
+
+    Args:
+        scorer (dict): ``FrozenCLIPScorer`` config.
+        num_candidates (int): Candidate cells per image.
+        response_weight (float): Weight of the own share in ``s_c``.
+        loss_weight (float): ``w``.
+    """
+
+    def __init__(self, scorer: dict, num_candidates: int = 4,
+                 response_weight: float = 0.0,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        scorer = dict(scorer)
+        scorer.setdefault('type', 'FrozenCLIPScorer')
+        self.scorer = MODELS.build(scorer)
+        self.num_candidates = num_candidates
+        self.response_weight = response_weight
+        self.loss_weight = loss_weight
+
+    @torch.no_grad()
+    def targets(self, own_share: Tensor, sam, embeddings: Tensor,
+                images: Tensor, texts: List[str],
+                neg_texts: Sequence[Sequence[str]]) -> Tensor:
+        """The best candidate cell of each image ``[B]`` (flat index)."""
+        batch, height, width = own_share.shape
+        num = min(self.num_candidates, height * width)
+        cells = own_share.flatten(1).topk(num, -1).indices  # [B, M]
+        points = torch.stack([
+            ((cells % width).float() + 0.5) / width,
+            (torch.div(cells, width, rounding_mode='floor').float() + 0.5) /
+            height
+        ], -1)  # [B, M, 2]
+        flat_points = points.reshape(batch * num, 1, 2)
+        masks = sam.predict_masks(
+            embeddings.repeat_interleave(num, 0), flat_points,
+            flat_points.new_ones(batch * num, 1))['masks']
+        masks = torch.nn.functional.interpolate(
+            masks, size=images.shape[-2:], mode='bilinear',
+            align_corners=False).sigmoid()
+        fg = masks * images.repeat_interleave(num, 0)
+        feats = self.scorer.encode_image(fg).view(batch, num, -1)
+        scores = (feats * self.scorer.encode_text(texts)[:, None]).sum(-1)
+        for b, negs in enumerate(neg_texts):
+            if len(negs):
+                neg = self.scorer.encode_text(list(negs))  # [K, D]
+                scores[b] -= (feats[b] @ neg.T).max(-1).values
+        if self.response_weight:
+            small = torch.nn.functional.interpolate(
+                masks, size=(height, width), mode='bilinear',
+                align_corners=False).view(batch, num, -1)
+            inside = (small * own_share.flatten(1)[:, None]).sum(-1) / \
+                small.sum(-1).clamp_min(1e-6)
+            scores = scores + self.response_weight * inside
+        best = scores.argmax(-1)
+        return cells[torch.arange(batch, device=cells.device), best]
+
+    def forward(self, heat: Tensor, own_share: Tensor, sam,
+                embeddings: Tensor, images: Tensor, texts: List[str],
+                neg_texts: Sequence[Sequence[str]]) -> Dict[str, Tensor]:
+        """``heat [B, K, h, w]`` of the positive points; the rest as
+        :meth:`targets`."""
+        target = self.targets(own_share.detach(), sam, embeddings, images,
+                              texts, neg_texts)
+        flat = heat.flatten(2)  # [B, K, hw]
+        index = target[:, None, None].expand(-1, flat.shape[1], 1)
+        log_p = torch.log(flat.gather(2, index).clamp_min(1e-8))
+        return dict(loss_point_select=-self.loss_weight * log_p.mean())
