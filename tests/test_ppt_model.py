@@ -224,6 +224,36 @@ def test_negative_point_loss_fallbacks():
     assert loss(heat[:, :0], own, other, None)['loss_neg_point'] == 0
 
 
+def test_point_selection_loss():
+    """The target is one of the top-share candidate cells, the one whose
+    SAM mask the frozen CLIP scores best; the heat maps learn it by
+    cross-entropy (zero when all their mass is on it)."""
+    from mmengine.config import Config as _Config
+    tiny = _Config.fromfile(osp.join(REPO, 'configs', '_base_', 'models',
+                                     'clip_tiny.py')).tiny_clip.to_dict()
+    torch.manual_seed(0)
+    loss = MODELS.build(dict(type='PPTPointSelectionLoss',
+                             scorer=dict(arch=tiny), num_candidates=3))
+    sam = frozen_sam()
+    images = torch.rand(2, 3, 128, 128)
+    emb = sam.embeddings(images)
+    share = torch.rand(2, 8, 8)
+    texts, negs = ['a red circle', 'a blue square'], [['a green plus'], []]
+    target = loss.targets(share, sam, emb, images, texts, negs)
+    top = share.flatten(1).topk(3, -1).indices
+    assert all(target[b] in top[b] for b in range(2))
+    logits = torch.randn(2, 1, 64, requires_grad=True)
+    heat = torch.softmax(logits, -1).view(2, 1, 8, 8)
+    value = loss(heat, share, sam, emb, images, texts, negs)
+    value['loss_point_select'].backward()
+    assert logits.grad.abs().sum() > 0
+    onehot = torch.zeros(2, 1, 64)
+    onehot[[0, 1], 0, target] = 1
+    exact = loss(onehot.view(2, 1, 8, 8), share, sam, emb, images, texts,
+                 negs)['loss_point_select']
+    assert exact.item() == pytest.approx(0.0, abs=1e-6)
+
+
 # Segmentor ---------------------------------------------------------------
 def test_segmentor_loss_and_gradients():
     model = toy_model()
@@ -232,7 +262,8 @@ def test_segmentor_loss_and_gradients():
     losses = model.loss(inputs, samples(3))
     assert set(losses) >= {'loss_cls', 'acc_cls', 'loss_mcal_pos',
                            'loss_mcal_neg', 'loss_neg_point',
-                           'loss_spread_on', 'loss_spread_apart'}
+                           'loss_spread_on', 'loss_spread_apart',
+                           'loss_point_select'}
     total = sum(v for k, v in losses.items() if k.startswith('loss'))
     assert torch.isfinite(total)
     total.backward()
