@@ -8,6 +8,11 @@ model runs the body of ``train_stage1.train_one_epoch`` on the normalised
 images and token ids its dataset hands over. The calibration is off in
 both (the issue's protocol).
 
+Our process applies ``tools/train.py``'s CPU memory setting
+(``keep_freed_memory``: freed memory stays in the process) unless
+``--ours-malloc default``; the released one runs with glibc's defaults, as
+its ``train_stage1.py`` does, unless ``--released-malloc keep``.
+
 Each model lives in its own process (spawned; a shared heap would let one
 model's freed memory change the other's page faults) and the two step in
 turn (released, ours, released, ...), so that load on a shared machine
@@ -130,11 +135,28 @@ def build_step(kind: str, args):
     return lambda: released_step(released, optimizer, rel_images, rel_ids)
 
 
+def keep_freed_memory() -> bool:
+    """``tools/train.py``'s glibc setting for CPU training, imported from
+    it so that the benchmark applies exactly what training does."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(HERE), 'tools', 'train.py')
+    spec = importlib.util.spec_from_file_location('mmwris_train_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.keep_freed_memory()
+
+
 def worker(kind: str, args, conn) -> None:
     """Build ``kind``'s step, then run one step per ``'step'`` message and
     answer ``(wall ms, CPU ms, minor page faults)``."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    malloc = args.ours_malloc if kind == 'ours' else args.released_malloc
+    if malloc == 'auto':
+        malloc = 'keep' if kind == 'ours' and args.device == 'cpu' \
+            else 'default'
+    if malloc == 'keep' and not keep_freed_memory():
+        raise RuntimeError('glibc mallopt is not available here.')
     step = build_step(kind, args)
     sync = torch.cuda.synchronize if args.device.startswith('cuda') \
         else (lambda: None)
@@ -176,6 +198,15 @@ def main():
                         choices=['fp32', 'bf16', 'fast'],
                         help='our precision / memory format (the released '
                         'model always runs its fp32 code)')
+    parser.add_argument('--ours-malloc', default='auto',
+                        choices=['auto', 'default', 'keep'],
+                        help='glibc malloc of our process: auto = what '
+                        'tools/train.py does (keep on CPU, see its '
+                        'keep_freed_memory), default = glibc defaults')
+    parser.add_argument('--released-malloc', default='default',
+                        choices=['default', 'keep'],
+                        help='glibc malloc of the released process '
+                        '(default: as its train_stage1.py runs)')
     parser.add_argument('--profile', type=int, default=0, metavar='ROWS',
                         help='print the top ROWS operators of one step')
     args = parser.parse_args()
@@ -210,7 +241,8 @@ def main():
 
     threads = args.threads or torch.get_num_threads()
     print(f'TRIS step 1 training step, calibration off: {args.config} '
-          f'(ours: {args.ours_mode})')
+          f'(ours: {args.ours_mode}); glibc malloc: ours {args.ours_malloc}'
+          f', released {args.released_malloc}')
     print(f'device {args.device}, {threads} thread(s) per model, batch '
           f'{args.batch}, {args.steps} alternating steps after '
           f'{args.warmup} warm-up, each model in its own process')

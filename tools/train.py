@@ -51,6 +51,11 @@ def parse_args():
         action='store_true',
         help='the GPU switch: --amp (bf16) --channels-last --tf32')
     parser.add_argument(
+        '--no-keep-freed-memory',
+        action='store_true',
+        help='CPU training: leave glibc malloc at its defaults (by default '
+        'freed memory stays in the process, see keep_freed_memory)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -105,6 +110,31 @@ def apply_performance_options(cfg: Config,
     return cfg
 
 
+def keep_freed_memory() -> bool:
+    """Keep freed heap memory in the process (glibc malloc only).
+
+    With glibc's defaults the large tensors of a CPU training step are
+    ``mmap``-ed and unmapped again every step, and the heap top is given
+    back to the system, so every step page-faults its activations and
+    gradients in afresh (README "Performance": the CPU gap to the released
+    TRIS was these page faults). ``M_MMAP_MAX = 0``
+    serves them from the heap (threads' arenas still fall back to ``mmap``
+    for what does not fit) and a maximal ``M_TRIM_THRESHOLD`` keeps the
+    heap. The process then holds its peak memory, which a training loop
+    reaches every step anyway. Returns whether glibc took the settings.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(
+        mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def enable_tf32() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -133,6 +163,8 @@ def main():
                               args.channels_last, args.tf32, args.compile)
     if cfg.get('tf32', False):
         enable_tf32()
+    if not torch.cuda.is_available() and not args.no_keep_freed_memory:
+        keep_freed_memory()
     cfg.resume = args.resume
 
     setup_cpu_distributed(cfg, args.launcher)
