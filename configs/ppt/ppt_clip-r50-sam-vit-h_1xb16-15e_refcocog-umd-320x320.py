@@ -1,5 +1,6 @@
 _base_ = ['../_base_/models/ppt_clip-r50_sam-vit-h.py',
-          '../_base_/datasets/refcocog_umd.py', '../_base_/schedules/tris_15e.py']
+          '../_base_/datasets/refcocog_umd.py',
+          '../_base_/schedules/tris_15e.py']
 # ---- Curriculum: PPT's multi-source curriculum (object-centric images
 # first, then referring data) replaces this train_dataloader. Until it is
 # wired in, training uses the referring data only. ----

@@ -5,8 +5,8 @@
 #   --cfg-options model.image_encoder.pretrained=checkpoints/RN50.pt \
 #     model.text_encoder.pretrained=checkpoints/RN50.pt \
 #     model.sam.checkpoint=checkpoints/sam_vit_h_4b8939.pth \
-#     model.decode_head.loss_mask_cal.scorer.pretrained=checkpoints/ViT-B-32.pt \
-#     model.decode_head.loss_select.scorer.pretrained=checkpoints/ViT-B-32.pt
+#     model.decode_head.loss_mask_cal.scorer.pretrained=$VIT_B_32 \
+#     model.decode_head.loss_select.scorer.pretrained=$VIT_B_32
 # (the variables below name them; a child config that changes a variable
 # must also set the model key, as the config system resolves them here).
 _base_ = ['./clip_inputs.py']

@@ -18,8 +18,8 @@ from .tris_head import TRISHead
 
 def grid_centers(height: int, width: int, device=None) -> Tensor:
     """``[h * w, 2]`` normalised ``(x, y)`` of the cell centres."""
-    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
-    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
+    ys = (torch.arange(height, device=device).float() + 0.5) / height
+    xs = (torch.arange(width, device=device).float() + 0.5) / width
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
     return torch.stack([grid_x, grid_y], -1).reshape(-1, 2)
 
@@ -76,7 +76,8 @@ class PPTHead(TRISHead):
     (``a_k`` a learned response prior, ``+prior`` for positive and
     ``-prior`` for negative queries at initialisation) and the point
     ``p_k = sum_p H_k(p) c_p`` (soft-argmax over the cell centres, by
-    default locally around the mode, so the coordinates are differentiable), normalised ``(x, y)`` in [0, 1] of the
+    default locally around the mode, so the coordinates are
+    differentiable), normalised ``(x, y)`` in [0, 1] of the
     network input; the SAM wrapper maps them to its pixels.
 
     Args:
