@@ -112,6 +112,10 @@ def test_pack_tokenize_matches_model_tokenisation():
     results = dict(img=np.zeros((64, 64, 3), np.uint8), text=TEXTS[0],
                    img_shape=(64, 64), ori_shape=(64, 64))
     assert model.tokens_of([short(results)['data_samples']]) is None
+    # Another truncation rule than the encoder's: the model tokenises.
+    released = PackRISInputs(tokenize=dict(context_length=20,
+                                           keep_eot=False))
+    assert model.tokens_of([released(results)['data_samples']]) is None
     with pytest.raises(ValueError):
         PackRISInputs(tokenize=dict(keep_eot=False))
 

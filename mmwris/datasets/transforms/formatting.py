@@ -13,6 +13,7 @@ RIS_META_KEYS = F.META_KEYS
 # expression ``[L]`` (long) and its valid positions ``[L]`` (bool).
 TEXT_IDS = 'text_ids'
 TEXT_MASK = 'text_mask'
+TEXT_KEEP_EOT = 'text_keep_eot'  # the truncation rule of text_ids
 
 
 @TRANSFORMS.register_module()
@@ -81,5 +82,8 @@ class PackRISInputs(PackSegInputs):
             from mmwris.models.foundation.clip import clip_token_ids
             ids, mask = clip_token_ids([sample.metainfo[F.TEXT]],
                                        **self.tokenize)
-            sample.set_data({TEXT_IDS: ids[0], TEXT_MASK: mask[0]})
+            sample.set_data({
+                TEXT_IDS: ids[0], TEXT_MASK: mask[0],
+                TEXT_KEEP_EOT: torch.tensor(
+                    bool(self.tokenize.get('keep_eot', True)))})
         return packed

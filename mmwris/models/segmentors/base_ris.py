@@ -87,14 +87,20 @@ class BaseRISSegmentor(BaseSegmentor):
                   ) -> Optional[Dict[str, Tensor]]:
         """The token ids the data pipeline packed
         (``PackRISInputs(tokenize=...)``): ``dict(ids=[B, L], mask=[B, L])``,
-        or None when a sample has none or their length is not the text
-        encoder's ``context_length`` (the model then tokenises ``text``)."""
+        or None when a sample has none, or their length or truncation rule
+        is not the text encoder's ``context_length`` / ``keep_eot`` (the
+        model then tokenises ``text``)."""
         if not data_samples or not all('text_ids' in sample
                                        for sample in data_samples):
             return None
+        encoder = getattr(self, 'text_encoder', None)
+        keep_eot = getattr(encoder, 'keep_eot', None)
+        if keep_eot is not None and any(
+                bool(sample.get('text_keep_eot', True)) != keep_eot
+                for sample in data_samples):
+            return None
         ids = torch.stack([sample.text_ids for sample in data_samples])
-        length = getattr(getattr(self, 'text_encoder', None),
-                         'context_length', None)
+        length = getattr(encoder, 'context_length', None)
         if length is not None and ids.shape[1] != length:
             return None
         mask = torch.stack([sample.text_mask for sample in data_samples])
