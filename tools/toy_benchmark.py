@@ -99,6 +99,9 @@ STAND_INS = {
 
 TRIS_STEP2 = 'configs/tris/tris-step2_clip-tiny_1xb32-2k_toyrefer-128x128.py'
 PCNET_PT = 'configs/pcnet/pcnet_clip-tiny-toyworld_1xb32-1k_toyrefer-128x128.py'
+PPT = 'configs/ppt/ppt_clip-tiny-sam-toy_1xb16-1k_toycurriculum-128x128.py'
+PPT_NO_CURRICULUM = \
+    'configs/ppt/ppt_clip-tiny-sam-toy_1xb16-1k_toyrefer-128x128.py'
 TRIS_SCRATCH = 'configs/tris/tris_clip-tiny_1xb32-3k_toyrefer-128x128.py'
 TRIS_PT = 'configs/tris/tris_clip-tiny-toyworld_1xb32-1k_toyrefer-128x128.py'
 ROWS = [
@@ -112,6 +115,19 @@ ROWS = [
     Row('tris_nocal', 'TRIS step 1, no calibration', TRIS_PT,
         iters=dict(default=1000, full=3000), needs=('clip', ),
         modes=('full', ), options=('model.decode_head.loss_cal=None', )),
+    Row('ppt', 'PPT (points -> frozen SAM, curriculum)', PPT,
+        iters=dict(default=1000, full=1000), needs=('clip', 'sam')),
+    Row('ppt_naive', 'CLIP peak -> SAM (naive, PPT model)', PPT,
+        iters=dict(default=None, full=None), checkpoint_of='ppt',
+        needs=('clip', 'sam'), test_options=(
+            'model.test_cfg.mask_decoder.type=ResponsePeakSAMDecoder', )),
+    Row('ppt_no_neg', 'PPT, no negative points', PPT,
+        iters=dict(default=1000, full=1000), needs=('clip', 'sam'),
+        modes=('full', ), options=('model.decode_head.num_negative=0',
+                                   'model.decode_head.loss_neg=None')),
+    Row('ppt_no_curriculum', 'PPT, no curriculum', PPT_NO_CURRICULUM,
+        iters=dict(default=1000, full=1000), needs=('clip', 'sam'),
+        modes=('full', )),
     Row('tris_step2', 'TRIS step 2 (PRMS, dense CRF)', TRIS_STEP2,
         iters=dict(default=1000, full=2000), modes=('full', ),
         options=('train_dataloader.dataset.pseudo_label_dir='
@@ -170,17 +186,22 @@ def schedule_options(iters: int) -> List[str]:
             f'default_hooks.checkpoint.interval={iters}']
 
 
-def make_data(full: bool) -> None:
+def make_data() -> None:
+    """The toy referring data, the caption and class corpora (CLIP
+    pretraining, PPT's curriculum) and the mask corpus (SAM pretraining);
+    each generator resumes an interrupted run."""
     if not osp.isfile(osp.join(REPO, 'data/toy_refer/toyref/refs(synth).p')):
         call(['tools/dataset_converters/make_toy_refer.py',
               '--out', 'data/toy_refer'])
-    if not osp.isfile(osp.join(REPO,
-                               'data/toy_corpora/captions/captions_val.csv')):
+    if not osp.isfile(osp.join(
+            REPO, 'data/toy_corpora/classes/instances_val.json')):
         call(['tools/dataset_converters/make_toy_corpora.py', '--out',
-              'data/toy_corpora', '--corpora', 'captions', '--no-progress'])
-    if not osp.isfile(osp.join(REPO, 'data/toy_masks/settings.json')):
-        call(['tools/dataset_converters/make_toy_masks.py',
-              '--out', 'data/toy_masks'])
+              'data/toy_corpora', '--corpora', 'captions', 'classes',
+              '--no-progress'])
+    # Its settings file is written first: the generator itself skips the
+    # finished records.
+    call(['tools/dataset_converters/make_toy_masks.py',
+          '--out', 'data/toy_masks'])
 
 
 def settings_of(stand_in: StandIn, iters: int) -> dict:
@@ -360,7 +381,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.error(f'the rows {sorted(needed)} need the rows '
                      f'{sorted(missing)} too')
     start = time.time()
-    make_data(args.full)
+    make_data()
     for name in sorted({need for row in rows for need in row.needs}):
         pretrain(STAND_INS[name], mode, work_dir)
     results = {}
