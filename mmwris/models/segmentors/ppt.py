@@ -88,7 +88,7 @@ class PPTSegmentor(TRISSegmentor):
         if data_samples is None:
             raise ValueError('PPTSegmentor needs data samples with texts.')
         visual = self.extract_feat(inputs)
-        sentence = self.encode_text(self.texts_of(data_samples))
+        sentence = self.encode_expressions(data_samples)
         if hasattr(self.decode_head, 'generate'):
             return self.decode_head.generate(visual, sentence)
         return dict(response=self.decode_head.predict(visual, sentence))
@@ -106,8 +106,7 @@ class PPTSegmentor(TRISSegmentor):
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         visual = self.extract_feat(inputs)
-        sentence, offset = self.gather(
-            self.encode_text(self.texts_of(data_samples)))
+        sentence, offset = self.gather(self.encode_expressions(data_samples))
         images = self.calibration_images(inputs)
         head = self.decode_head
         if not hasattr(head, 'generate'):
