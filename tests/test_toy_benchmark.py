@@ -31,6 +31,30 @@ def test_placeholders_name_the_other_rows_checkpoints():
     assert text == 'W/row/x W/tris/iter_3000.pth W'
     assert bench.fill('{ckpt:tris}', 'W/row', 'default', 'W') == \
         'W/tris/iter_1000.pth'
+    # Curriculum switch points at fractions of the row's budget.
+    assert [bench.fill(option, 'W/row', 'default', 'W', 500)
+            for option in bench.CURRICULUM_AT_BUDGET] == [
+        'train_dataloader.sampler.schedule.1.begin=75',
+        'train_dataloader.sampler.schedule.2.begin=200']
+
+
+def test_budget_options_reach_the_config():
+    """The options the job passes to tools/train.py set what they say."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(bench.REPO, bench.PPT))
+    options = bench.schedule_options(500) + [
+        bench.fill(option, 'W/row', 'default', 'W', 500)
+        for option in bench.CURRICULUM_AT_BUDGET]
+    from mmengine.config import DictAction
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg.merge_from_dict(parser.parse_args(
+        ['--cfg-options', *options]).cfg_options)
+    assert cfg.train_cfg.max_iters == 500
+    assert cfg.param_scheduler[1].end == 500
+    assert [stage.begin for stage in cfg.train_dataloader.sampler.schedule
+            ] == [0, 75, 200]
 
 
 def test_stand_in_is_reused_only_with_the_same_settings(tmp_path,

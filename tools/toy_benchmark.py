@@ -102,6 +102,10 @@ PCNET_PT = 'configs/pcnet/pcnet_clip-tiny-toyworld_1xb32-1k_toyrefer-128x128.py'
 PPT = 'configs/ppt/ppt_clip-tiny-sam-toy_1xb16-1k_toycurriculum-128x128.py'
 PPT_NO_CURRICULUM = \
     'configs/ppt/ppt_clip-tiny-sam-toy_1xb16-1k_toyrefer-128x128.py'
+# The curriculum's switch points (15 % and 40 % of 1000 iterations in the
+# config) at the same fractions of the row's budget.
+CURRICULUM_AT_BUDGET = ('train_dataloader.sampler.schedule.1.begin={at:0.15}',
+                        'train_dataloader.sampler.schedule.2.begin={at:0.4}')
 TRIS_SCRATCH = 'configs/tris/tris_clip-tiny_1xb32-3k_toyrefer-128x128.py'
 TRIS_PT = 'configs/tris/tris_clip-tiny-toyworld_1xb32-1k_toyrefer-128x128.py'
 ROWS = [
@@ -116,17 +120,19 @@ ROWS = [
         iters=dict(default=1000, full=3000), needs=('clip', ),
         modes=('full', ), options=('model.decode_head.loss_cal=None', )),
     Row('ppt', 'PPT (points -> frozen SAM, curriculum)', PPT,
-        iters=dict(default=1000, full=1000), needs=('clip', 'sam')),
+        iters=dict(default=500, full=1000), needs=('clip', 'sam'),
+        options=CURRICULUM_AT_BUDGET),
     Row('ppt_naive', 'CLIP peak -> SAM (naive, PPT model)', PPT,
         iters=dict(default=None, full=None), checkpoint_of='ppt',
         needs=('clip', 'sam'), test_options=(
             'model.test_cfg.mask_decoder.type=ResponsePeakSAMDecoder', )),
     Row('ppt_no_neg', 'PPT, no negative points', PPT,
-        iters=dict(default=1000, full=1000), needs=('clip', 'sam'),
-        modes=('full', ), options=('model.decode_head.num_negative=0',
-                                   'model.decode_head.loss_neg=None')),
+        iters=dict(default=500, full=1000), needs=('clip', 'sam'),
+        modes=('full', ), options=CURRICULUM_AT_BUDGET + (
+            'model.decode_head.num_negative=0',
+            'model.decode_head.loss_neg=None')),
     Row('ppt_no_curriculum', 'PPT, no curriculum', PPT_NO_CURRICULUM,
-        iters=dict(default=1000, full=1000), needs=('clip', 'sam'),
+        iters=dict(default=500, full=1000), needs=('clip', 'sam'),
         modes=('full', )),
     Row('tris_step2', 'TRIS step 2 (PRMS, dense CRF)', TRIS_STEP2,
         iters=dict(default=1000, full=2000), modes=('full', ),
@@ -248,9 +254,16 @@ def final_checkpoint(name: str, mode: str, work_dir: str) -> str:
     return osp.join(work_dir, name, f'iter_{row.iters[mode]}.pth')
 
 
-def fill(text: str, work: str, mode: str, work_dir: str) -> str:
-    """``text`` with ``{work}``, ``{work_dir}`` and ``{ckpt:ROW}``."""
+def fill(text: str, work: str, mode: str, work_dir: str,
+         iters: Optional[int] = None) -> str:
+    """``text`` with ``{work}``, ``{work_dir}``, ``{ckpt:ROW}`` and
+    ``{at:F}`` (the iteration at fraction F of the row's budget)."""
     text = text.replace('{work}', work).replace('{work_dir}', work_dir)
+    while '{at:' in text:
+        start = text.index('{at:')
+        end = text.index('}', start)
+        fraction = float(text[start + len('{at:'):end])
+        text = text[:start] + str(round(fraction * iters)) + text[end + 1:]
     while '{ckpt:' in text:
         start = text.index('{ckpt:')
         end = text.index('}', start)
@@ -264,7 +277,8 @@ def run_row(row: Row, mode: str, work_dir: str) -> dict:
     """Prepare, train (unless done) and evaluate (unless done) one row."""
     work = osp.join(work_dir, row.name)
     iters = row.iters[mode]
-    options = [fill(option, work, mode, work_dir) for option in row.options]
+    options = [fill(option, work, mode, work_dir, iters)
+               for option in row.options]
     for step in row.prepare:
         if not osp.exists(osp.join(REPO, fill(step.marker, work, mode,
                                               work_dir))):
