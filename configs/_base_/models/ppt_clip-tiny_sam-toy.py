@@ -1,7 +1,8 @@
 # PPT on the toy world (CPU): the tiny CLIP (clip_tiny.py, pretrained by
 # configs/pretrain/clip-tiny_* + tools/model_converters/export_clip.py)
 # and the toy SAM (vit_toy, configs/pretrain/sam-tiny_* +
-# tools/model_converters/export_sam.py). Set the exports:
+# tools/model_converters/export_sam.py), read from data/toy_world/ where
+# tools/toy_benchmark.py (the main job) writes them. Other exports:
 #   --cfg-options model.image_encoder.pretrained=$CLIP \
 #     model.text_encoder.pretrained=$CLIP \
 #     model.decode_head.loss_mask_cal.scorer.pretrained=$CLIP \
@@ -12,8 +13,8 @@
 # per mask; three interior points lowered its mask mIoU from 59.2 to 40.0
 # on the toy refer val split (docs/methods/ppt.md).
 _base_ = ['./ppt_clip-r50_sam-vit-h.py', './clip_tiny.py']
-clip_weights = None
-sam_checkpoint = None
+clip_weights = 'data/toy_world/clip-tiny_toycaptions.pth'
+sam_checkpoint = 'data/toy_world/sam-toy_toymasks.pth'
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
     image_encoder=dict(
