@@ -30,7 +30,7 @@ export PYTHONWARNINGS=ignore
 
 TRIS=${TRIS:-configs/tris/tris_clip-r50_1xb48-15e_refcoco-unc-320x320.py}
 PCNET=${PCNET:-configs/pcnet/pcnet_clip-r50_1xb48-15e_refcoco-unc-320x320.py}
-PPT=${PPT:-configs/ppt/ppt_clip-r50-sam-vit-h_1xb16-15e_refcoco-unc-320x320.py}
+PPT=${PPT:-configs/ppt/ppt_clip-r50-sam-vit-h_1xb16-40k_refcoco-unc-320x320.py}
 MAGNET=${MAGNET:-configs/magnet/magnet_swin-b_4xb8-40e_refcoco-unc-480x480.py}
 steps() {  # config, timeout, modes, extra arguments
     local config=$1 limit=$2 modes=$3

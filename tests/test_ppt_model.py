@@ -348,7 +348,7 @@ def test_ablation_configs():
 def test_config_names():
     names = {osp.basename(p) for p in PAPER}
     assert names == {
-        f'ppt_clip-r50-sam-vit-h_1xb16-15e_{d}-320x320.py'
+        f'ppt_clip-r50-sam-vit-h_1xb16-40k_{d}-320x320.py'
         for d in ('refcoco-unc', 'refcoco+-unc', 'refcocog-umd',
                   'refcocog-google')
     }
@@ -358,7 +358,10 @@ def test_config_names():
         assert cfg.model.sam.checkpoint is None
         assert cfg.model.image_encoder.pretrained is None
         assert cfg.train_dataloader.batch_size == 16
-        assert cfg.train_cfg.max_epochs == 15
+        assert cfg.train_dataloader.sampler.type == 'CurriculumSampler'
+        assert set(cfg.train_dataloader.dataset.sources) == {
+            'crops', 'images', 'refer'}
+        assert cfg.train_cfg.max_iters == 40000
         assert cfg.model.test_cfg.mask_decoder.type == \
             'PointPromptSAMDecoder'
 
@@ -382,6 +385,27 @@ def test_paper_config_builds_with_vit_h():
     assert trainable == {'decode_head'}
 
 
+def point_to_curriculum(cfg, root):
+    """Every curriculum source and the evaluation of a paper config on
+    the real RefCOCOg subset at ``root`` (its instances are the COCO
+    source; its val refs are excluded from it)."""
+    files = dict(data_root=str(root), ann_file='instances.json',
+                 data_prefix=dict(img_path='images'))
+    sources = cfg.train_dataloader.dataset.sources
+    for name, source in sources.items():
+        source.update(files)
+        if name == 'refer':
+            source.refs_file = 'refs(umd).p'
+        else:
+            source.exclude_refs = [dict(refs_file='refs(umd).p',
+                                        splits=['val'])]
+    for loader in ('val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.update(files, refs_file='refs(umd).p',
+                                   split='val')
+        cfg[loader].update(num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+
+
 @pytest.mark.parametrize('config', PAPER,
                          ids=[osp.basename(p)[24:-12] for p in PAPER])
 def test_paper_config_trains_one_iteration(config, real_refer_root,
@@ -391,16 +415,18 @@ def test_paper_config_trains_one_iteration(config, real_refer_root,
     ViT-H's image encoder alone took 124.5 s for one 1024x1024 image on one
     CPU thread (measured), so one ViT-H iteration of batch 2 takes over
     4 min; the full model is built above."""
-    from test_tris_training import point_to
     cfg = Config.fromfile(config)
-    point_to(cfg, real_refer_root)
+    point_to_curriculum(cfg, real_refer_root)
     cfg.model.sam.update(arch='vit_toy', random_init=True)
     cfg.model.data_preprocessor.size = (128, 128)
-    for loader in ('train_dataloader', 'val_dataloader'):
-        for step in cfg[loader].dataset.pipeline:
+    pipelines = [source.pipeline for source in
+                 cfg.train_dataloader.dataset.sources.values()]
+    for pipeline in pipelines + [cfg.val_dataloader.dataset.pipeline]:
+        for step in pipeline:
             if step.type == 'Resize':
                 step.scale = (128, 128)
     cfg.train_dataloader.batch_size = 2
+    cfg.train_dataloader.sampler.batch_size = 2
     cfg.val_dataloader.batch_size = 5
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1,
                          val_interval=1)
