@@ -381,13 +381,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         'with --full)')
     parser.add_argument('--rows', nargs='+', default=None,
                         choices=[row.name for row in ROWS],
-                        help='only these rows (default: all of the mode)')
+                        help='only these rows, of either mode (default: '
+                        'all rows of the mode)')
     args = parser.parse_args(argv)
     mode = 'full' if args.full else 'default'
     work_dir = args.work_dir or ('work_dirs/toy_full' if args.full
                                  else 'work_dirs/toy')
-    rows = [row for row in ROWS if mode in row.modes and
-            (args.rows is None or row.name in args.rows)]
+    # --rows picks rows of either mode (at this mode's budget).
+    rows = [row for row in ROWS if (mode in row.modes if args.rows is None
+                                    else row.name in args.rows)]
     needed = {after for row in rows for step in row.prepare
               for after in step.after}
     missing = needed - {row.name for row in rows}
