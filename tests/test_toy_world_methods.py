@@ -1,7 +1,7 @@
 """The paper recipes on the toy data from the toy world's stand-ins
 (issue 14, item 4): the toy-world configs load the pretrained tiny CLIP
-where real CLIP weights load, and pretraining makes TRIS step 1 learn
-faster than from scratch under the same budget."""
+where real CLIP weights load, and TRIS with its calibration loss learns
+from the shared briefly pretrained CLIP."""
 import os.path as osp
 import sys
 
@@ -9,6 +9,7 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO, make_toy_refer
+from test_tools import read_metrics
 from test_tris_training import data_options, run, val_metrics
 from toy_world import pretrained_tiny_clip  # noqa: F401
 
@@ -19,7 +20,11 @@ TOY_WORLD = osp.join(REPO, 'configs', 'tris',
 PCNET_TOY_WORLD = osp.join(
     REPO, 'configs', 'pcnet',
     'pcnet_clip-tiny-toyworld_1xb32-1k_toyrefer-128x128.py')
+CENTRE_PRIOR = osp.join(
+    REPO, 'configs', 'baselines',
+    'centerprior_gaussian_1xb32-eval_toyrefer-128x128.py')
 ITERS = 300
+MIN_POINTM = 12.0
 
 
 def weights_options(weights):
@@ -73,25 +78,27 @@ def test_missing_stand_in_is_a_clear_error(tmp_path):
         MODELS.build(cfg.model)
 
 
-def test_pretrained_clip_grounds_faster_than_scratch(
+def test_tris_learns_from_the_stand_in_with_calibration(
         pretrained_tiny_clip, world_refer_root, tmp_path):  # noqa: F811
-    """Same data, batch, schedule and budget; the only difference is the
-    pretrained start (calibration off in both, so only the start differs;
-    the calibration loss has its own row in tools/toy_benchmark.py)."""
-    results = {}
-    for name, config, extra in (
-            ('scratch', SCRATCH, []),
-            ('pretrained', TOY_WORLD,
-             weights_options(pretrained_tiny_clip.weights) +
-             ['model.decode_head.loss_cal=None'])):
-        work = tmp_path / name
-        run([sys.executable, 'tools/train.py', config, '--work-dir',
-             str(work), '--cfg-options', f'train_cfg.max_iters={ITERS}',
-             f'train_cfg.val_interval={ITERS}',
-             f'param_scheduler.1.end={ITERS}'] + extra +
-            data_options(world_refer_root), threads=2, timeout=1500)
-        results[name] = val_metrics(work)
-    print({name: (m['val/PointM'], m['val/mIoU'])
-           for name, m in results.items()})
-    assert results['pretrained']['val/PointM'] > \
-        results['scratch']['val/PointM'] + 5.0
+    """The toy-world TRIS config as it is (both towers and the calibration
+    scorer from the CLIP export) trains from the briefly pretrained tiny
+    CLIP of the shared fixture and beats the centre prior on held-out
+    refs. The longer comparison with the from-scratch config is a row of
+    tools/toy_benchmark.py (README)."""
+    work = tmp_path / 'tris'
+    run([sys.executable, 'tools/train.py', TOY_WORLD, '--work-dir',
+         str(work), '--cfg-options', f'train_cfg.max_iters={ITERS}',
+         f'train_cfg.val_interval={ITERS}', f'param_scheduler.1.end={ITERS}'
+         ] + weights_options(pretrained_tiny_clip.weights) +
+        data_options(world_refer_root), threads=2, timeout=1500)
+    trained = val_metrics(work)
+    run([sys.executable, 'tools/test.py', CENTRE_PRIOR, '--work-dir',
+         str(tmp_path / 'prior'), '--cfg-options',
+         f'test_dataloader.dataset.data_root={world_refer_root}',
+         'test_dataloader.dataset.split=val'])
+    prior = read_metrics(tmp_path / 'prior')
+    print(f'toy-world TRIS @{ITERS}: val PointM {trained["val/PointM"]}, '
+          f'mIoU {trained["val/mIoU"]}, loss_cal in the log; centre prior '
+          f'PointM {prior["val/PointM"]}')
+    assert trained['val/PointM'] > max(MIN_POINTM, 2 * prior['val/PointM'])
+    assert trained['val/mIoU'] > prior['val/mIoU']
