@@ -24,7 +24,8 @@ CENTRE_PRIOR = osp.join(
     REPO, 'configs', 'baselines',
     'centerprior_gaussian_1xb32-eval_toyrefer-128x128.py')
 ITERS = 300
-MIN_POINTM = 12.0
+# Measured: 12.13 PointM (mIoU 6.32) at 300 iterations; centre prior 2.49.
+MIN_POINTM = 8.0
 
 
 def weights_options(weights):
@@ -100,5 +101,5 @@ def test_tris_learns_from_the_stand_in_with_calibration(
     print(f'toy-world TRIS @{ITERS}: val PointM {trained["val/PointM"]}, '
           f'mIoU {trained["val/mIoU"]}, loss_cal in the log; centre prior '
           f'PointM {prior["val/PointM"]}')
-    assert trained['val/PointM'] > max(MIN_POINTM, 2 * prior['val/PointM'])
+    assert trained['val/PointM'] > max(MIN_POINTM, 3 * prior['val/PointM'])
     assert trained['val/mIoU'] > prior['val/mIoU']
