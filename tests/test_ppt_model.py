@@ -41,9 +41,21 @@ def samples(batch=3, negatives=True, size=128):
     return out
 
 
+def random_weights(cfg):
+    """The toy configs read the toy world's exports (data/toy_world/,
+    written by the main job); unit tests build them with random weights."""
+    cfg.model.sam.update(random_init=True, checkpoint=None)
+    cfg.model.image_encoder.pretrained = None
+    cfg.model.text_encoder.pretrained = None
+    for loss in ('loss_mask_cal', 'loss_select'):
+        if cfg.model.decode_head.get(loss):
+            cfg.model.decode_head[loss].scorer.pretrained = None
+    return cfg
+
+
 def toy_model(config=TOY, **sam):
-    cfg = Config.fromfile(config)
-    cfg.model.sam.update(random_init=True, **sam)
+    cfg = random_weights(Config.fromfile(config))
+    cfg.model.sam.update(**sam)
     torch.manual_seed(0)
     return MODELS.build(cfg.model)
 
@@ -338,8 +350,7 @@ def test_ablation_configs():
     with pytest.raises(ValueError, match='PPTHead'):
         naive.predict(torch.randn(1, 3, 128, 128), samples(1))
     with pytest.raises(ValueError, match='frozen_encoders'):
-        cfg = Config.fromfile(TOY)
-        cfg.model.sam.random_init = True
+        cfg = random_weights(Config.fromfile(TOY))
         cfg.model.frozen_encoders = ('decode_head', )
         MODELS.build(cfg.model)
 
