@@ -128,31 +128,22 @@ class ProposalRunner:
         index_path = osp.join(self.out_dir, INDEX_FILE)
         mine = {str(e['image_id']) for e in self.images}
         sharded = self.shard[1] > 1
-        if osp.isfile(index_path):
-            try:
-                with open(index_path) as f:
-                    old = json.load(f).get('settings')
-            except (json.JSONDecodeError, AttributeError):
-                old = None
-            if old != self.settings:
-                if not self.overwrite:
-                    changes = '\n'.join(
-                        f'  {key}: {there} there, {now} now'
-                        for key, there, now in _differences(
-                            old, self.settings))
-                    raise ProposalSettingsError(
-                        f'{self.out_dir} holds proposals made with other '
-                        f'settings ({index_path}):\n{changes}\nUse another '
-                        'output folder, the same settings, or --overwrite '
-                        '(deletes the existing proposals).')
-                removed = 0
-                for image_id in list_proposal_files(self.out_dir):
-                    if not sharded or image_id in mine:
-                        os.remove(proposal_path(self.out_dir, image_id))
-                        removed += 1
-                print_log(f'--overwrite: deleted {removed} proposal files '
-                          'made with other settings.', logger='current',
-                          level=logging.WARNING)
+        changes = settings_changes(index_path, self.settings)
+        if changes is not None:
+            if not self.overwrite:
+                raise ProposalSettingsError(
+                    f'{self.out_dir} holds proposals made with other '
+                    f'settings ({index_path}):\n{changes}\nUse another '
+                    'output folder, the same settings, or --overwrite '
+                    '(deletes the existing proposals).')
+            removed = 0
+            for image_id in list_proposal_files(self.out_dir):
+                if not sharded or image_id in mine:
+                    os.remove(proposal_path(self.out_dir, image_id))
+                    removed += 1
+            print_log(f'--overwrite: deleted {removed} proposal files '
+                      'made with other settings.', logger='current',
+                      level=logging.WARNING)
         for folder in (self.proposals_dir, self.out_dir):
             for name in os.listdir(folder):
                 if '.tmp-' not in name:
@@ -274,6 +265,22 @@ class ProposalRunner:
             print_log(f'image_id={image_id} failed: {error}',
                       logger='current', level=logging.ERROR)
         return summary
+
+
+def settings_changes(index_path: str, settings: dict) -> Optional[str]:
+    """None when the store indexed by ``index_path`` was made with
+    ``settings`` (or has no index yet); else one line per difference."""
+    if not osp.isfile(index_path):
+        return None
+    try:
+        with open(index_path) as f:
+            old = json.load(f).get('settings')
+    except (json.JSONDecodeError, AttributeError):
+        old = None
+    if old == settings:
+        return None
+    return '\n'.join(f'  {key}: {there} there, {now} now'
+                     for key, there, now in _differences(old, settings))
 
 
 def _differences(old, new, prefix: str = '') -> List[tuple]:

@@ -41,7 +41,7 @@ from mmengine.utils import ProgressBar
 
 from mmwris.models.foundation.sam import ArchType, build_sam, sam_settings
 from mmwris.utils.io import atomic_write_bytes, atomic_write_json
-from .runner import ProposalSettingsError, _differences, _normalised, \
+from .runner import ProposalSettingsError, _normalised, settings_changes, \
     _sort_key
 
 EMBEDDINGS_SUBDIR = 'embeddings'
@@ -327,31 +327,22 @@ class EmbeddingRunner:
         os.makedirs(folder, exist_ok=True)
         mine = {item['key'] for item in self.items}
         sharded = self.shard[1] > 1
-        if osp.isfile(self.index_path):
-            try:
-                with open(self.index_path) as f:
-                    old = json.load(f).get('settings')
-            except (json.JSONDecodeError, AttributeError):
-                old = None
-            if old != self.settings:
-                if not self.overwrite:
-                    changes = '\n'.join(
-                        f'  {key}: {there} there, {now} now'
-                        for key, there, now in _differences(
-                            old, self.settings))
-                    raise EmbeddingSettingsError(
-                        f'{self.out_dir} holds SAM embeddings made with '
-                        f'other settings ({self.index_path}):\n{changes}\n'
-                        'Use another output folder, the same settings, or '
-                        '--overwrite (deletes the existing embeddings).')
-                removed = 0
-                for key in list_embedding_files(self.out_dir):
-                    if not sharded or key in mine:
-                        os.remove(embedding_path(self.out_dir, key))
-                        removed += 1
-                print_log(f'--overwrite: deleted {removed} embeddings made '
-                          'with other settings.', logger='current',
-                          level=logging.WARNING)
+        changes = settings_changes(self.index_path, self.settings)
+        if changes is not None:
+            if not self.overwrite:
+                raise EmbeddingSettingsError(
+                    f'{self.out_dir} holds SAM embeddings made with '
+                    f'other settings ({self.index_path}):\n{changes}\n'
+                    'Use another output folder, the same settings, or '
+                    '--overwrite (deletes the existing embeddings).')
+            removed = 0
+            for key in list_embedding_files(self.out_dir):
+                if not sharded or key in mine:
+                    os.remove(embedding_path(self.out_dir, key))
+                    removed += 1
+            print_log(f'--overwrite: deleted {removed} embeddings made '
+                      'with other settings.', logger='current',
+                      level=logging.WARNING)
         for name in os.listdir(folder):
             if '.tmp-' in name and (not sharded
                                     or name.split('.npy')[0] in mine):
