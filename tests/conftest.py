@@ -20,6 +20,23 @@ def _register():
     register_all_modules()
 
 
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_visualizers():
+    """Forget the visualizers a test's runners made: mmengine reuses a
+    visualizer by name, with the save_dir of the test that made it, and
+    a passing test's temporary folder is deleted (pytest.ini)."""
+    yield
+    from mmengine.visualization import Visualizer
+    for cls in [Visualizer, *_subclasses(Visualizer)]:
+        cls._instance_dict.clear()
+
+
 @pytest.fixture
 def real_refer_root(tmp_path):
     """The real RefCOCOg-umd subset with placeholder images of the recorded
