@@ -16,9 +16,8 @@ from prettytable import PrettyTable
 
 from mmwris.registry import METRICS
 from ..functional import (POINT_RULES, box_iou, mask_intersection_union,
-                          mask_to_box, point_in_box, point_in_mask,
-                          released_gt_box, response_peak, to_numpy,
-                          tris_box_hits, tris_generate_boxes)
+                          mask_to_box, released_gt_box, response_peak,
+                          to_numpy, tris_box_hits, tris_generate_boxes)
 
 _ID_KEYS = ('ref_id', 'sent_id', 'image_id')
 _DUMP_KEYS = ('split', ) + _ID_KEYS + ('iou', 'point_hit', 'pointit_hit',
@@ -73,17 +72,79 @@ def _scalar(value):
     return value
 
 
-def _map_2d(sample: dict, key: str) -> np.ndarray:
-    """The ``[H, W]`` array of a ``{'data': [1, H, W]}`` field of a sample."""
+def _map_2d(sample: dict, key: str, device=None):
+    """The ``[H, W]`` map of a ``{'data': [1, H, W]}`` field of a sample: a
+    numpy array, or a tensor on ``device`` when one is given."""
     if key not in sample:
         raise KeyError(f'data sample has no {key!r} field')
-    data = to_numpy(sample[key]['data'])
+    data = sample[key]['data']
+    data = (to_numpy(data)
+            if device is None else torch.as_tensor(data, device=device))
     if data.ndim == 3 and data.shape[0] == 1:
         data = data[0]
     if data.ndim != 2:
         raise ValueError(f'{key} must have shape [1, H, W] or [H, W], '
-                         f'got {data.shape}')
+                         f'got {tuple(data.shape)}')
     return data
+
+
+def _peak_in_box(peak: Tuple[int, int], box_xyxy: np.ndarray,
+                 rule: str) -> bool:
+    """PointIt hit of a peak ``(y, x)`` in the box [4] (xyxy, float64):
+    the test of :func:`point_in_box`, given the peak."""
+    y, x = peak
+    x1, y1, x2, y2 = box_xyxy
+    if rule == 'pixel_center':
+        x, y = x + 0.5, y + 0.5
+    return bool(x1 <= x <= x2 and y1 <= y <= y2)
+
+
+def _host_scalars(response: np.ndarray, gt_mask: np.ndarray,
+                  masks: List[np.ndarray], with_box: bool) -> List[int]:
+    """The scalars of :func:`_device_scalars`, computed with numpy."""
+    y, x = response_peak(response)
+    values = [y, x, int(gt_mask[y, x])]
+    for mask in masks:
+        values += mask_intersection_union(mask, gt_mask)
+        if with_box:
+            box = mask_to_box(mask, 'all')
+            values += [0] * 5 if box is None else [1] + [int(v) for v in box]
+    return values
+
+
+def _foreground_box(mask: torch.Tensor) -> List[torch.Tensor]:
+    """``[nonempty, x1, y1, x2, y2]`` (0-d tensors) of the box of all
+    foreground pixels of a bool mask [H, W], as ``mask_to_box(mask,
+    'all')``; the coordinates are meaningless when ``nonempty`` is 0."""
+
+    def span(hit: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        index = torch.arange(len(hit), device=hit.device)
+        return (torch.where(hit, index, len(hit)).min(),
+                torch.where(hit, index, -1).max() + 1)
+
+    rows, cols = mask.any(1), mask.any(0)
+    (y1, y2), (x1, x2) = span(rows), span(cols)
+    return [rows.any(), x1, y1, x2, y2]
+
+
+def _device_scalars(response: torch.Tensor, gt_mask: torch.Tensor,
+                    masks: List[torch.Tensor], with_box: bool) -> torch.Tensor:
+    """The per-sample scalars, int64 [K] on the maps' device.
+
+    ``response`` [H, W] float32, ``gt_mask`` and ``masks`` [H, W] bool.
+    ``K = 3 + len(masks) * (2 or 7)``: the response peak ``y, x`` (first
+    maximum in row-major order, as ``numpy.argmax``), the GT mask at the
+    peak, then per predicted mask its intersection and union with the GT
+    (and, ``with_box``, :func:`_foreground_box`).
+    """
+    index = response.reshape(-1).argmax()
+    width = response.shape[1]
+    values = [index // width, index % width, gt_mask.reshape(-1)[index]]
+    for mask in masks:
+        values += [(mask & gt_mask).sum(), (mask | gt_mask).sum()]
+        if with_box:
+            values += _foreground_box(mask)
+    return torch.stack([v.long() for v in values])
 
 
 @METRICS.register_module()
@@ -114,6 +175,15 @@ class RISMetric(BaseMetric):
     metrics of that prediction reported separately, as
     ``'{split}/segmentor/{AccBox, mIoU, oIoU, Prec@X}'`` and an extra table
     row (the point metrics come from the response and are not repeated).
+
+    Where it runs: when a sample's maps are torch tensors (any device) and
+    no ``eval_size`` is set, the peak, PointM, PointIt, intersection /
+    union / IoU and the ``box_mode='all'`` box are computed on their device
+    at the original resolution (:func:`_device_scalars`) and only scalars
+    reach the host, one copy per batch. The connected components
+    (``'largest_cc'``) and released boxes (``'any_box'``) run with cv2 on a
+    host copy of the predicted mask. Numpy inputs and ``eval_size`` (cv2
+    resizing) use numpy throughout. Both give identical results.
 
     ``protocol`` picks the defaults of ``box_mode``, ``point_rule`` and
     ``gt_box`` (an explicit argument overrides it):
@@ -226,6 +296,9 @@ class RISMetric(BaseMetric):
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store the per-sample hits and pixel counts of a batch.
 
+        Samples with tensor maps are scored on their device; the scalars of
+        the whole batch come to the host with one synchronisation.
+
         Args:
             data_batch: Unused.
             data_samples (Sequence[dict]): ``SegDataSample.to_dict()``-style
@@ -234,14 +307,65 @@ class RISMetric(BaseMetric):
                 ``gt_bbox`` (xyxy) and optionally ``split``, ``ref_id``,
                 ``sent_id``, ``image_id``, ``mask_threshold``.
         """
+        results, pending = [], []
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
-            self.results.append(self._process_sample(sample))
+            device = self._device_of(sample)
+            if device is None:
+                results.append(self._process_sample(sample))
+                continue
+            response, gt_mask, gt_box, masks = self._inputs(sample, device)
+            scalars = _device_scalars(response, gt_mask,
+                                      [mask for _, mask in masks],
+                                      self.box_mode == 'all')
+            pending.append((len(results), sample, gt_box, masks, scalars))
+            results.append(None)
+        if pending:  # the batch's scalars to the host: one sync
+            device = pending[0][-1].device
+            values = iter(torch.cat([p[-1].to(device)
+                                     for p in pending]).tolist())
+            for index, sample, gt_box, masks, scalars in pending:
+                results[index] = self._scores(
+                    sample, gt_box, masks,
+                    [next(values) for _ in range(len(scalars))])
+        self.results.extend(results)
+
+    def _device_of(self, sample: dict) -> Optional[torch.device]:
+        """The device of ``seg_logits`` if the sample's maps are all torch
+        tensors and no ``eval_size`` is set; None (numpy path) otherwise."""
+        if self.eval_size is not None:
+            return None
+        keys = ['seg_logits', 'gt_sem_seg']
+        if self.mask_threshold is None:
+            keys.append('pred_sem_seg')
+        if 'pred_proposal_seg' in sample:
+            keys.append('pred_proposal_seg')
+        data = [(sample.get(key) or {}).get('data') for key in keys]
+        if all(isinstance(d, torch.Tensor) for d in data):
+            return data[0].device
+        return None
 
     def _process_sample(self, sample: dict) -> dict:
-        response = _map_2d(sample, 'seg_logits').astype(np.float32)
-        gt_mask = _map_2d(sample, 'gt_sem_seg') > 0
+        """Score one sample with numpy / cv2 on the host."""
+        response, gt_mask, gt_box, masks = self._inputs(sample)
+        scalars = _host_scalars(response, gt_mask, [mask for _, mask in masks],
+                                self.box_mode == 'all')
+        return self._scores(sample, gt_box, masks, scalars)
+
+    def _inputs(self, sample: dict, device=None) -> tuple:
+        """The checked maps of a sample, as numpy arrays (resized to
+        ``eval_size``) or, with ``device``, tensors there.
+
+        Returns ``(response, gt_mask, gt_box, masks)``: the response
+        [H, W] (float32), the GT mask [H, W] (bool), the GT box [4] (xyxy,
+        float64, numpy) and ``masks``, ``[('pred', [H, W] bool)]`` plus
+        ``('segmentor', [H, W] bool)`` with ``pred_proposal_seg``.
+        """
+        response = _map_2d(sample, 'seg_logits', device)
+        response = (response.astype(np.float32)
+                    if device is None else response.float())
+        gt_mask = _map_2d(sample, 'gt_sem_seg', device) > 0
         if sample.get('gt_bbox') is None:
             raise KeyError('data sample has no gt_bbox (xyxy GT box)')
         gt_box = to_numpy(sample['gt_bbox']).astype(np.float64).reshape(4)
@@ -249,16 +373,16 @@ class RISMetric(BaseMetric):
             gt_box = released_gt_box(gt_box)
         pred_sem_seg = None
         if self.mask_threshold is None:
-            pred_sem_seg = _map_2d(sample, 'pred_sem_seg') > 0
+            pred_sem_seg = _map_2d(sample, 'pred_sem_seg', device) > 0
         for name, arr in (('seg_logits', response),
                           ('pred_sem_seg', pred_sem_seg)):
             at_eval_size = (self.predictions_at_eval_size
                             and arr is not None
-                            and arr.shape == self.eval_size)
+                            and tuple(arr.shape) == self.eval_size)
             if arr is not None and arr.shape != gt_mask.shape and \
                     not at_eval_size:
-                raise ValueError(f'{name} {arr.shape} and gt_sem_seg '
-                                 f'{gt_mask.shape} differ in shape')
+                raise ValueError(f'{name} {tuple(arr.shape)} and gt_sem_seg '
+                                 f'{tuple(gt_mask.shape)} differ in shape')
 
         if self.eval_size is not None:
             (h, w), (eh, ew) = gt_mask.shape, self.eval_size
@@ -273,36 +397,64 @@ class RISMetric(BaseMetric):
             pred_mask = response >= self.mask_threshold
         else:
             pred_mask = pred_sem_seg
+        masks = [('pred', pred_mask)]
+        if 'pred_proposal_seg' in sample:
+            proposal_mask = _map_2d(sample, 'pred_proposal_seg', device) > 0
+            if self.eval_size is not None:
+                proposal_mask = self._resize_mask(proposal_mask)
+            elif proposal_mask.shape != gt_mask.shape:
+                raise ValueError(
+                    f'pred_proposal_seg {tuple(proposal_mask.shape)} and '
+                    f'gt_sem_seg {tuple(gt_mask.shape)} differ in shape')
+            masks.append(('segmentor', proposal_mask))
+        return response, gt_mask, gt_box, masks
+
+    def _scores(self, sample: dict, gt_box: np.ndarray, masks: list,
+                scalars: List[int]) -> dict:
+        """The result of a sample from its scalars (:func:`_device_scalars`
+        layout; host side). ``masks`` (numpy or tensors) are only read for
+        ``box_mode`` ``'largest_cc'`` / ``'any_box'``."""
+        y, x, gt_at_peak = scalars[:3]
+        peak = (y, x)
         result = dict(split=sample.get('split'))
         result.update({k: _scalar(sample.get(k)) for k in _ID_KEYS})
         result.update(
             mask_threshold=_scalar(sample.get('mask_threshold')),
-            point_hit=point_in_mask(response, gt_mask),
-            pointit_hit=point_in_box(response, gt_box, self.point_rule))
-        peak = response_peak(response)
-        result.update(self._mask_scores(pred_mask, gt_mask, gt_box, peak))
-        if 'pred_proposal_seg' in sample:
-            proposal_mask = _map_2d(sample, 'pred_proposal_seg') > 0
-            if self.eval_size is not None:
-                proposal_mask = self._resize_mask(proposal_mask)
-            result['segmentor'] = self._mask_scores(proposal_mask, gt_mask,
-                                                    gt_box, peak)
+            point_hit=bool(gt_at_peak),
+            pointit_hit=_peak_in_box(peak, gt_box, self.point_rule))
+        per_mask = (len(scalars) - 3) // len(masks)
+        for i, (name, mask) in enumerate(masks):
+            counts = scalars[3 + i * per_mask:3 + (i + 1) * per_mask]
+            scores = self._mask_scores(counts, mask, gt_box, peak)
+            if name == 'pred':
+                result.update(scores)
+            else:
+                result[name] = scores
         return result
 
-    def _mask_scores(self, pred_mask: np.ndarray, gt_mask: np.ndarray,
-                     gt_box: np.ndarray, peak: Tuple[int, int]) -> dict:
-        """Intersection, union, IoU and box hit of one predicted mask
-        (``peak``: the response peak ``(y, x)``)."""
-        inter, union = mask_intersection_union(pred_mask, gt_mask)
+    def _mask_scores(self, counts: List[int], pred_mask, gt_box: np.ndarray,
+                     peak: Tuple[int, int]) -> dict:
+        """Intersection, union, IoU and box hit of one predicted mask.
+
+        ``counts``: ``[intersection, union]`` (+ the foreground box
+        ``[nonempty, x1, y1, x2, y2]`` for ``box_mode='all'``); ``peak``:
+        the response peak ``(y, x)``. The other box modes box ``pred_mask``
+        [H, W] with cv2 (a tensor is copied to the host).
+        """
+        inter, union = counts[:2]
         scores = dict(intersection=inter, union=union,
                       iou=inter / union if union > 0 else self.empty_iou)
         if self.box_mode == 'any_box':
             scores['box_hit'], _, scores['box_iou'] = tris_box_hits(
-                tris_generate_boxes(pred_mask), peak, gt_box)
+                tris_generate_boxes(to_numpy(pred_mask)), peak, gt_box)
+            return scores
+        if self.box_mode == 'all':
+            pred_box = (np.array(counts[3:], dtype=np.float64)
+                        if counts[2] else None)
         else:
-            pred_box = mask_to_box(pred_mask, self.box_mode)
-            scores['box_hit'] = (pred_box is not None
-                                 and box_iou(pred_box, gt_box) > 0.5)
+            pred_box = mask_to_box(to_numpy(pred_mask), self.box_mode)
+        scores['box_hit'] = (pred_box is not None
+                             and box_iou(pred_box, gt_box) > 0.5)
         return scores
 
     def _resize_mask(self, mask: np.ndarray) -> np.ndarray:
