@@ -84,4 +84,7 @@ PY
 )
 timeout 40 $PY benchmarks/heavy_inputs.py --batch 48 --workers 4 \
     ${STEP_MS:+--step-ms $STEP_MS}
+
+echo "== 5. tokenising in the forward vs in the data workers =="
+timeout 30 $PY benchmarks/tokenization.py --batch 48 --negatives 3
 rm -rf "$OUT"

@@ -120,6 +120,41 @@ def test_pack_tokenize_matches_model_tokenisation():
         PackRISInputs(tokenize=dict(keep_eot=False))
 
 
+def test_workers_pack_the_bpe_ids_of_every_text_and_prime_the_cache():
+    from mmwris.datasets.transforms import PackRISInputs
+    from mmwris.models.foundation.clip import (BPECache, bpe_tokenizer,
+                                               bpe_word_ids, clip_token_ids)
+    pack = PackRISInputs(tokenize=dict(context_length=20))
+    results = dict(img=np.zeros((64, 64, 3), np.uint8), text=TEXTS[0],
+                   neg_texts=TEXTS[1:], phrases=['the man', 'red shirt'],
+                   partner_text='a zebra far away', img_shape=(64, 64),
+                   ori_shape=(64, 64))
+    sample = pack(results)['data_samples']
+    packed = sample.metainfo['bpe_word_ids']
+    assert set(packed) == set(TEXTS) | {'the man', 'red shirt',
+                                        'a zebra far away'}
+    for text, ids in packed.items():
+        assert ids == tuple(bpe_tokenizer().encode(text))
+    # The forward primes the process's cache: no BPE work for any text.
+    bpe_word_ids.clear()
+    model = tris().eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64), [sample], mode='tensor')
+    assert bpe_word_ids.misses == 0 and len(bpe_word_ids) == len(packed)
+    ids, mask = clip_token_ids(TEXTS[1:], 20)
+    assert bpe_word_ids.misses == 0 and bpe_word_ids.hits == 2
+    # Token ids (and their padding mask) as open_clip's tokenizer gives.
+    from open_clip.tokenizer import tokenize
+    torch.testing.assert_close(ids, tokenize(TEXTS[1:], 20))
+    assert mask.tolist() == (ids > 0).tolist()
+    # Least recently used texts go first.
+    small = BPECache(maxsize=2)
+    small('a'), small('b'), small('a'), small('c')
+    assert set(small._ids) == {'a', 'c'} and small.misses == 3
+    empty, empty_mask = clip_token_ids([], 20)
+    assert empty.shape == empty_mask.shape == (0, 20)
+
+
 def test_train_switch_sets_bf16_amp_channels_last_compile():
     tool = load_train_tool()
     cfg = Config.fromfile(os.path.join(
@@ -141,6 +176,55 @@ def test_train_switch_sets_bf16_amp_channels_last_compile():
                                       cfg.optim_wrapper)
         assert type(wrapper).__name__ == 'AmpOptimWrapper'
         assert wrapper.cast_dtype == torch.bfloat16
+
+
+def pack_steps(node):
+    """Every PackRISInputs step in a loader config, nested sources too."""
+    if isinstance(node, dict):
+        steps = [step for step in node.get('pipeline') or []
+                 if step.get('type') == 'PackRISInputs']
+        return steps + [s for value in node.values()
+                        for s in pack_steps(value)]
+    if isinstance(node, (list, tuple)):
+        return [s for value in node for s in pack_steps(value)]
+    return []
+
+
+@pytest.mark.parametrize('config, keep_eot', [
+    ('configs/tris/tris_clip-r50_1xb48-15e_refcoco-unc-320x320.py', False),
+    ('configs/ppt/ppt_clip-r50-sam-vit-h_1xb16-40k_refcoco-unc-320x320.py',
+     True)])
+def test_tokenize_in_workers_matches_the_text_encoder(config, keep_eot):
+    tool = load_train_tool()
+    cfg = Config.fromfile(os.path.join(REPO, config))
+    cfg.model.text_encoder.keep_eot = keep_eot
+    loaders = [cfg[name] for name in ('train_dataloader', 'val_dataloader',
+                                      'test_dataloader')]
+    before = sum(len(pack_steps(loader)) for loader in loaders)
+    assert before >= 3
+    tool.apply_performance_options(cfg, tokenize_in_workers=True)
+    steps = [s for loader in loaders for s in pack_steps(loader)]
+    assert len(steps) == before
+    length = cfg.model.text_encoder.context_length
+    assert all(s.tokenize == dict(context_length=length, keep_eot=keep_eot)
+               for s in steps)
+
+
+def test_tokenize_in_workers_leaves_bert_models_alone():
+    tool = load_train_tool()
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs/magnet/magnet_swin-b_4xb8-40e_refcoco-unc-480x480.py'))
+    assert tool.pack_clip_token_ids(cfg) == 0
+    # A model whose text encoder is not CLIP's never reads packed ids.
+    from mmwris.datasets.transforms import PackRISInputs
+    pack = PackRISInputs(tokenize=dict(context_length=20))
+    results = dict(img=np.zeros((64, 64, 3), np.uint8), text=TEXTS[0],
+                   img_shape=(64, 64), ori_shape=(64, 64))
+    model = tris()
+    sample = pack(results)['data_samples']
+    assert model.tokens_of([sample]) is not None
+    model.text_encoder.reads_packed_clip_ids = False
+    assert model.tokens_of([sample]) is None
 
 
 def test_paper_loaders_pin_memory_toy_loaders_no_workers():

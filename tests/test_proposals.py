@@ -521,3 +521,23 @@ def test_proposal_tool_runs_from_the_config_alone(toy_refer_root, tmp_path):
     assert len(index['images']) == 3
     assert index['settings']['clip'] is None
     assert 'Colour' in json.dumps(index['settings'])
+
+
+@pytest.mark.parametrize('kept, channels', [(0, 1), (1, 1), (3, 5),
+                                            (40, 40), (2, 40)])
+def test_channels_last_masks_and_packing_keep_every_pixel(kept, channels):
+    """cv2.merge / cv2.split layouts give the numpy transposes' arrays."""
+    from mmwris.datasets.transforms import PackRISInputs
+    from mmwris.datasets.transforms.proposals import channels_last_masks
+    rng = np.random.default_rng(kept + channels)
+    masks = (rng.random((kept, 7, 9)) > 0.5).astype(np.uint8)
+    expected = np.zeros((7, 9, channels), np.uint8)
+    expected[..., :kept] = masks.transpose(1, 2, 0)
+    hwc = channels_last_masks(masks, channels)
+    assert hwc.shape == expected.shape and hwc.flags.c_contiguous
+    np.testing.assert_array_equal(hwc, expected)
+    results = dict(img=np.zeros((7, 9, 3), np.uint8), text='a',
+                   img_shape=(7, 9), ori_shape=(7, 9), gt_proposals=hwc)
+    packed = PackRISInputs()(results)['data_samples'].gt_proposals.data
+    np.testing.assert_array_equal(packed.numpy(),
+                                  expected.transpose(2, 0, 1))

@@ -47,9 +47,16 @@ def parse_args():
         action='store_true',
         help='torch.compile the model (mmengine\'s compile option)')
     parser.add_argument(
+        '--tokenize-in-workers',
+        action='store_true',
+        help='pack the CLIP token ids of the expressions in the data '
+        'workers (PackRISInputs(tokenize=...), matched to '
+        'model.text_encoder), not in the forward')
+    parser.add_argument(
         '--fast',
         action='store_true',
-        help='the GPU switch: --amp (bf16) --channels-last --tf32')
+        help='the GPU switch: --amp (bf16) --channels-last --tf32 '
+        '--tokenize-in-workers')
     parser.add_argument(
         '--no-keep-freed-memory',
         action='store_true',
@@ -77,14 +84,16 @@ def apply_performance_options(cfg: Config,
                               amp_dtype: str = 'bfloat16',
                               channels_last: bool = False,
                               tf32: bool = False,
-                              compile: bool = False) -> Config:
+                              compile: bool = False,
+                              tokenize_in_workers: bool = False) -> Config:
     """Set the GPU speed options in ``cfg`` (README "Performance").
 
     ``amp``: the ``OptimWrapper`` becomes mmengine's ``AmpOptimWrapper``
     with ``dtype=amp_dtype`` (``float16`` also gets dynamic loss scaling);
     ``channels_last``: ``model.train_cfg.channels_last``; ``tf32``: TF32
     matmuls and cuDNN convolutions (``cfg.tf32``, applied by :func:`main`);
-    ``compile``: mmengine's ``compile`` option.
+    ``compile``: mmengine's ``compile`` option; ``tokenize_in_workers``:
+    :func:`pack_clip_token_ids`.
     """
     if amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -107,7 +116,43 @@ def apply_performance_options(cfg: Config,
         cfg.tf32 = True
     if compile:
         cfg.compile = True
+    if tokenize_in_workers:
+        pack_clip_token_ids(cfg)
     return cfg
+
+
+def pack_clip_token_ids(cfg: Config) -> int:
+    """Make every ``PackRISInputs`` of the train / val / test loaders pack
+    the expressions' CLIP token ids, with the ``context_length`` and
+    ``keep_eot`` of ``model.text_encoder``, so the BPE string work runs in
+    the data workers (the model reads them, :meth:`tokens_of`). Nothing
+    changes for a model without a ``CLIPTextEncoder``. Returns the number
+    of pipelines changed."""
+    encoder = cfg.model.get('text_encoder') or {}
+    if encoder.get('type') != 'CLIPTextEncoder':
+        return 0
+    tokenize = dict(context_length=encoder.get('context_length', 20),
+                    keep_eot=encoder.get('keep_eot', True))
+    changed = 0
+
+    def visit(node) -> None:
+        nonlocal changed
+        if isinstance(node, dict):
+            for step in node.get('pipeline') or []:
+                if isinstance(step, dict) and \
+                        step.get('type') == 'PackRISInputs':
+                    step['tokenize'] = dict(tokenize)
+                    changed += 1
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader):
+            visit(cfg[loader])
+    return changed
 
 
 def keep_freed_memory() -> bool:
@@ -156,11 +201,13 @@ def main():
 
     if args.fast:
         args.amp = args.channels_last = args.tf32 = True
+        args.tokenize_in_workers = True
     if args.amp and not torch.cuda.is_available():
         raise SystemExit('--amp needs a GPU: mmengine\'s AmpOptimWrapper '
                          'supports CUDA/NPU/MLU/MUSA devices only.')
     apply_performance_options(cfg, args.amp, args.amp_dtype,
-                              args.channels_last, args.tf32, args.compile)
+                              args.channels_last, args.tf32, args.compile,
+                              args.tokenize_in_workers)
     if cfg.get('tf32', False):
         enable_tf32()
     if not torch.cuda.is_available() and not args.no_keep_freed_memory:

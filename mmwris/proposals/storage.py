@@ -65,7 +65,8 @@ def decode_masks(rles: Sequence[dict], height: int, width: int,
         coded.append(dict(size=rle['size'], counts=counts.encode('ascii')
                           if isinstance(counts, str) else counts))
     return np.ascontiguousarray(
-        mask_utils.decode(coded).transpose(2, 0, 1)).astype(np.uint8)
+        mask_utils.decode(coded).transpose(2, 0, 1)).astype(np.uint8,
+                                                         copy=False)
 
 
 def make_record(image_id: int, file_name: str, masks: np.ndarray,

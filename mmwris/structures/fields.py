@@ -27,6 +27,9 @@ PARTNER_SENT_ID = 'partner_sent_id'
 PARTNER_REF_ID = 'partner_ref_id'
 PROPOSAL_SCORES = 'proposal_scores'
 PROPOSAL_CLIP_SIM = 'proposal_clip_sim'
+# Packed with PackRISInputs(tokenize=...): the CLIP BPE ids of every text
+# of the sample, {text: ids}, computed in the data workers.
+BPE_WORD_IDS = 'bpe_word_ids'
 # Packed data field: the mask proposals, PixelData [M, H, W] (uint8 0/1).
 GT_PROPOSALS = 'gt_proposals'
 

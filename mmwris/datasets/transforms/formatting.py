@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import torch
 from mmengine.structures import PixelData
@@ -14,6 +15,17 @@ RIS_META_KEYS = F.META_KEYS
 TEXT_IDS = 'text_ids'
 TEXT_MASK = 'text_mask'
 TEXT_KEEP_EOT = 'text_keep_eot'  # the truncation rule of text_ids
+
+
+def texts_of_sample(metainfo: dict) -> list:
+    """Every text of a packed sample: the expression, the partner's, the
+    negatives and the phrases (the ones present)."""
+    texts = [metainfo[key] for key in (F.TEXT, F.PARTNER_TEXT)
+             if isinstance(metainfo.get(key), str)]
+    for key in (F.NEG_TEXTS, F.PHRASES, F.PARTNER_PHRASES):
+        texts += [text for text in metainfo.get(key) or []
+                  if isinstance(text, str)]
+    return texts
 
 
 @TRANSFORMS.register_module()
@@ -45,7 +57,11 @@ class PackRISInputs(PackSegInputs):
             so the BPE string work runs in the data workers, not in the
             model's forward. Must match the text encoder's
             ``context_length`` and ``keep_eot``. Models tokenise ``text``
-            themselves when the samples carry no ids.
+            themselves when the samples carry no ids. The BPE ids of every
+            other text of the sample (negatives, phrases, the partner) go
+            into the metainfo ``bpe_word_ids`` ``{text: ids}``, with which
+            the segmentor fills its process's BPE cache, so the frozen
+            CLIP scorer and PCNet's phrases do no string work either.
     """
 
     def __init__(self, meta_keys=RIS_META_KEYS, tokenize=None) -> None:
@@ -70,8 +86,12 @@ class PackRISInputs(PackSegInputs):
             proposals = np.asarray(results[F.GT_PROPOSALS])
             if proposals.ndim == 2:
                 proposals = proposals[..., None]
-            data = torch.from_numpy(
-                np.ascontiguousarray(proposals.transpose(2, 0, 1)))
+            # cv2.split de-interleaves [H, W, M] far faster than a numpy
+            # transpose copy (it handles at most 512 channels).
+            planes = (cv2.split(np.ascontiguousarray(proposals))
+                      if 1 < proposals.shape[2] <= 512 else
+                      list(proposals.transpose(2, 0, 1)))
+            data = torch.from_numpy(np.stack(planes))
             sample.set_data({F.GT_PROPOSALS: PixelData(data=data)})
         if SAM_EMBEDDING in results:
             embedding = results[SAM_EMBEDDING]
@@ -79,9 +99,13 @@ class PackRISInputs(PackSegInputs):
                 embedding = torch.from_numpy(np.asarray(embedding))
             sample.set_data({SAM_EMBEDDING: embedding})
         if self.tokenize is not None:
-            from mmwris.models.foundation.clip import clip_token_ids
+            from mmwris.models.foundation.clip import (bpe_word_ids,
+                                                       clip_token_ids)
             ids, mask = clip_token_ids([sample.metainfo[F.TEXT]],
                                        **self.tokenize)
+            sample.set_metainfo({F.BPE_WORD_IDS: {
+                text: bpe_word_ids(text)
+                for text in texts_of_sample(sample.metainfo)}})
             sample.set_data({
                 TEXT_IDS: ids[0], TEXT_MASK: mask[0],
                 TEXT_KEEP_EOT: torch.tensor(

@@ -1,6 +1,7 @@
 from collections import OrderedDict
 from typing import Optional
 
+import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
@@ -10,6 +11,20 @@ from mmwris.registry import TRANSFORMS
 
 # cv2 (used by mmcv's resize) handles at most 512 channels.
 MAX_PROPOSALS = 512
+
+
+def channels_last_masks(masks: np.ndarray, channels: int) -> np.ndarray:
+    """``[M, H, W]`` masks -> uint8 ``[H, W, channels]`` (padded with empty
+    masks), the layout of an image's seg fields. ``cv2.merge`` interleaves
+    the planes about 4x faster than a numpy transpose copy (benchmarks/
+    heavy_inputs.py)."""
+    height, width = masks.shape[1:]
+    empty = np.zeros((height, width), np.uint8)
+    planes = [np.ascontiguousarray(m, dtype=np.uint8) for m in masks]
+    planes += [empty] * (channels - len(planes))
+    if channels == 1:
+        return planes[0][..., None]
+    return cv2.merge(planes)
 
 
 @TRANSFORMS.register_module()
@@ -96,9 +111,7 @@ class LoadProposals(BaseTransform):
                 f'{height}x{width} (h x w).')
         n = self.num_proposals
         kept = decode_masks(record['masks'][:n], height, width, source=path)
-        proposals = np.zeros((height, width, n), np.uint8)
-        proposals[..., :len(kept)] = kept.transpose(1, 2, 0)
-        results['gt_proposals'] = proposals
+        results['gt_proposals'] = channels_last_masks(kept, n)
         results.setdefault('seg_fields', [])
         if 'gt_proposals' not in results['seg_fields']:
             results['seg_fields'].append('gt_proposals')

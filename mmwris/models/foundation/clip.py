@@ -5,6 +5,7 @@ configs (or from explicit ``open_clip.model.CLIP`` kwargs) and weights come
 only from the file given as ``pretrained``.
 """
 import copy
+from collections import OrderedDict
 import logging
 import warnings
 from functools import lru_cache
@@ -110,10 +111,48 @@ def bpe_tokenizer():
     return SimpleTokenizer()
 
 
-@lru_cache(maxsize=1 << 16)
-def bpe_word_ids(text: str) -> Tuple[int, ...]:
-    """The BPE ids of ``text`` (no SOT/EOT), computed once per process."""
-    return tuple(bpe_tokenizer().encode(text))
+class BPECache:
+    """The BPE ids of a text (no SOT/EOT), computed once per process: a
+    least-recently-used cache of ``maxsize`` texts that the data workers
+    can fill (:meth:`prime`, with ids they computed, ``PackRISInputs(
+    tokenize=...)``), so the training process does no BPE string work."""
+
+    def __init__(self, maxsize: int = 1 << 16) -> None:
+        self.maxsize = maxsize
+        self._ids: 'OrderedDict[str, Tuple[int, ...]]' = OrderedDict()
+        self.hits = self.misses = 0
+
+    def __call__(self, text: str) -> Tuple[int, ...]:
+        ids = self._ids.get(text)
+        if ids is not None:
+            self.hits += 1
+            self._ids.move_to_end(text)
+            return ids
+        self.misses += 1
+        ids = tuple(bpe_tokenizer().encode(text))
+        self._store(text, ids)
+        return ids
+
+    def _store(self, text: str, ids: Tuple[int, ...]) -> None:
+        self._ids[text] = ids
+        self._ids.move_to_end(text)
+        if len(self._ids) > self.maxsize:
+            self._ids.popitem(last=False)
+
+    def prime(self, ids_of: Dict[str, Sequence[int]]) -> None:
+        """Store ``{text: BPE ids}`` computed elsewhere (a data worker)."""
+        for text, ids in ids_of.items():
+            self._store(text, tuple(ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def clear(self) -> None:
+        self._ids.clear()
+        self.hits = self.misses = 0
+
+
+bpe_word_ids = BPECache()
 
 
 def clip_token_ids(texts: List[str],
@@ -131,16 +170,18 @@ def clip_token_ids(texts: List[str],
     the frozen scorer), so a text is BPE-encoded once.
     """
     tokenizer = bpe_tokenizer()
-    ids = torch.zeros(len(texts), context_length, dtype=torch.long)
-    mask = torch.zeros(len(texts), context_length, dtype=torch.bool)
-    for i, text in enumerate(texts):
+    rows, lengths = [], []
+    for text in texts:
         words = bpe_word_ids(text)
         if keep_eot:
             words = words[:context_length - 2]
         sequence = ([tokenizer.sot_token_id] + list(words) +
                     [tokenizer.eot_token_id])[:context_length]
-        ids[i, :len(sequence)] = torch.tensor(sequence)
-        mask[i, :len(sequence)] = True
+        lengths.append(len(sequence))
+        rows.append(sequence + [0] * (context_length - len(sequence)))
+    ids = torch.tensor(rows, dtype=torch.long).reshape(-1, context_length)
+    mask = torch.arange(context_length) < torch.tensor(
+        lengths, dtype=torch.long)[:, None]
     return ids, mask
 
 
@@ -338,6 +379,8 @@ class CLIPTextEncoder(_FreezableMixin, BaseTextEncoder, BaseModule):
         keep_eot (bool): Keep EOT when truncating (False: the released
             TRIS tokenisation).
     """
+    # The ids ``PackRISInputs(tokenize=...)`` packs are this tokenizer's.
+    reads_packed_clip_ids = True
 
     def __init__(self,
                  arch: ArchType,

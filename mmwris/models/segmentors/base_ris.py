@@ -8,8 +8,19 @@ from torch import Tensor
 
 from mmwris.registry import MODELS
 from mmwris.structures import fields
+from ..foundation.clip import bpe_word_ids
 
 LEGACY_TEST_KEYS = ('mask_threshold', 'response_norm', 'predict_mode')
+
+
+def prime_bpe_cache(data_samples: Optional[SampleList]) -> None:
+    """Fill the process's CLIP BPE cache with the ids the data workers
+    packed (``PackRISInputs(tokenize=...)``), if any."""
+    for sample in data_samples or []:
+        ids_of = sample.metainfo.get(fields.BPE_WORD_IDS) if hasattr(
+            sample, 'metainfo') else None
+        if ids_of:
+            bpe_word_ids.prime(ids_of)
 
 
 class BaseRISSegmentor(BaseSegmentor):
@@ -60,7 +71,9 @@ class BaseRISSegmentor(BaseSegmentor):
                 mode: str = 'tensor'):
         """``BaseSegmentor.forward``; with ``train_cfg.channels_last`` the
         parameters (once, on the first call) and the inputs are put in the
-        channels-last memory format first."""
+        channels-last memory format first. BPE ids the data workers packed
+        (``bpe_word_ids``) fill this process's BPE cache first."""
+        prime_bpe_cache(data_samples)
         if self.channels_last and isinstance(inputs, Tensor) \
                 and inputs.dim() == 4:
             if not self._in_channels_last:
@@ -87,13 +100,16 @@ class BaseRISSegmentor(BaseSegmentor):
                   ) -> Optional[Dict[str, Tensor]]:
         """The token ids the data pipeline packed
         (``PackRISInputs(tokenize=...)``): ``dict(ids=[B, L], mask=[B, L])``,
-        or None when a sample has none, or their length or truncation rule
+        or None when a sample has none, the text encoder is not a CLIP one
+        (``reads_packed_clip_ids``), or their length or truncation rule
         is not the text encoder's ``context_length`` / ``keep_eot`` (the
         model then tokenises ``text``)."""
         if not data_samples or not all('text_ids' in sample
                                        for sample in data_samples):
             return None
         encoder = getattr(self, 'text_encoder', None)
+        if not getattr(encoder, 'reads_packed_clip_ids', False):
+            return None
         keep_eot = getattr(encoder, 'keep_eot', None)
         if keep_eot is not None and any(
                 bool(sample.get('text_keep_eot', True)) != keep_eot
