@@ -370,13 +370,16 @@ def write_chart(rows: List[Row], results: Dict[str, dict],
                              sharey=True)
     width = 0.8 / len(rows)
     positions = np.arange(len(SPLITS))
-    colours = plt.get_cmap('tab10')
+    # One distinct colour per row (tab10 repeats after ten rows).
+    palette = 'tab10' if len(rows) <= 10 else 'tab20'
+    colours = plt.get_cmap(palette)
+    cycle = colours.N
     for ax, metric in zip(axes, CHART_METRICS):
         for i, row in enumerate(rows):
             values = [results[row.name].get(f'{split}/{metric}', 0.0)
                       for split in SPLITS]
             ax.bar(positions + (i - (len(rows) - 1) / 2) * width, values,
-                   width, label=row.label, color=colours(i % 10))
+                   width, label=row.label, color=colours(i % cycle))
         ax.set_xticks(positions, SPLITS)
         ax.set_title(metric)
         ax.set_ylim(0, 100)
