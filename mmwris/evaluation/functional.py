@@ -77,9 +77,14 @@ def point_in_box(response, box_xyxy, rule: str = 'pixel_center') -> bool:
             the peak pixel; ``'index_inclusive'`` tests its integer index
             ``(x, y)`` (the released TRIS ``isCorrectHit``).
     """
+    return peak_in_box(response_peak(response), box_xyxy, rule)
+
+
+def peak_in_box(peak, box_xyxy, rule: str = 'pixel_center') -> bool:
+    """:func:`point_in_box` for a known peak pixel ``(y, x)``."""
     if rule not in POINT_RULES:
         raise ValueError(f'rule must be one of {POINT_RULES}, got {rule!r}')
-    y, x = response_peak(response)
+    y, x = peak
     x1, y1, x2, y2 = to_numpy(box_xyxy).astype(np.float64).reshape(4)
     if rule == 'pixel_center':
         x, y = x + 0.5, y + 0.5

@@ -16,7 +16,8 @@ from prettytable import PrettyTable
 
 from mmwris.registry import METRICS
 from ..functional import (POINT_RULES, box_iou, mask_intersection_union,
-                          mask_to_box, released_gt_box, response_peak,
+                          mask_to_box, peak_in_box, released_gt_box,
+                          response_peak,
                           to_numpy, tris_box_hits, tris_generate_boxes)
 
 _ID_KEYS = ('ref_id', 'sent_id', 'image_id')
@@ -86,17 +87,6 @@ def _map_2d(sample: dict, key: str, device=None):
         raise ValueError(f'{key} must have shape [1, H, W] or [H, W], '
                          f'got {tuple(data.shape)}')
     return data
-
-
-def _peak_in_box(peak: Tuple[int, int], box_xyxy: np.ndarray,
-                 rule: str) -> bool:
-    """PointIt hit of a peak ``(y, x)`` in the box [4] (xyxy, float64):
-    the test of :func:`point_in_box`, given the peak."""
-    y, x = peak
-    x1, y1, x2, y2 = box_xyxy
-    if rule == 'pixel_center':
-        x, y = x + 0.5, y + 0.5
-    return bool(x1 <= x <= x2 and y1 <= y <= y2)
 
 
 def _host_scalars(response: np.ndarray, gt_mask: np.ndarray,
@@ -421,7 +411,7 @@ class RISMetric(BaseMetric):
         result.update(
             mask_threshold=_scalar(sample.get('mask_threshold')),
             point_hit=bool(gt_at_peak),
-            pointit_hit=_peak_in_box(peak, gt_box, self.point_rule))
+            pointit_hit=peak_in_box(peak, gt_box, self.point_rule))
         per_mask = (len(scalars) - 3) // len(masks)
         for i, (name, mask) in enumerate(masks):
             counts = scalars[3 + i * per_mask:3 + (i + 1) * per_mask]
